@@ -1,0 +1,1 @@
+"""Apache Beam pipelines for dataset generation (not yet implemented: see the open issues)."""

@@ -1,0 +1,40 @@
+"""Installs the top-level folders under the one ``spizoo`` import namespace (see ARCHITECTURE.md)."""
+
+from setuptools import setup
+
+PACKAGES = {
+    "spizoo": "spizoo",
+    "spizoo.sim": "sim",
+    "spizoo.data": "data",
+    "spizoo.models": "models",
+    "spizoo.beam_pipelines": "beam_pipelines",
+    "spizoo.serving": "serving",
+}
+
+setup(
+    name="spizoo",
+    version="0.1.0",
+    description="Model zoo and data layer for XFEL single-particle-imaging diffraction data",
+    python_requires=">=3.11,<3.12",
+    packages=list(PACKAGES),
+    package_dir=PACKAGES,
+    install_requires=[
+        "tensorflow==2.21.*",
+        "keras>=3.10,<4",
+        "apache-beam[tfrecord]==2.77.*",
+        "google-crc32c",
+        "protobuf<7",
+        "numpy<2.5",
+        "scipy",
+        "finufft>=2.3,<3",
+        "h5py<3.15",
+        "scikit-learn",
+        "pyyaml",
+        "matplotlib",
+        "tqdm",
+        "grpcio",
+        "tensorflow-serving-api==2.21.*",
+    ],
+    extras_require={"dev": ["pytest>=8", "ruff>=0.6"]},
+    entry_points={"console_scripts": ["spizoo=spizoo.cli:main"]},
+)

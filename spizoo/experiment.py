@@ -1,0 +1,28 @@
+"""The top-level config of a spizoo run: a seed and one frozen dataclass per area (ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+from spizoo.config import load_config
+from spizoo.sim.spi import SpiConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A spizoo config file.
+
+    Attributes:
+        seed: root of every random stream; pattern ``i`` is a pure function of (config, seed, i).
+        sim: the simulator (``kind: spi``).
+    """
+
+    seed: int = 0
+    sim: SpiConfig = dataclasses.field(default_factory=SpiConfig)
+
+
+def load(path: str | Path, overrides: Sequence[str] = ()) -> Config:
+    """Loads a config file strictly, with ``--set`` overrides applied last."""
+    return load_config(path, Config, overrides)

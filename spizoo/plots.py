@@ -1,0 +1,34 @@
+"""Figures a person looks at: contact sheets of diffraction patterns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def contact_sheet(images: Sequence[np.ndarray], titles: Sequence[str], path: str | Path, *, columns: int = 8) -> Path:
+    """Saves a grid of patterns on a log scale (``log10(1 + photons)``), each tile titled, as a PNG."""
+    if len(images) != len(titles):
+        raise ValueError(f"got {len(images)} images but {len(titles)} titles")
+    if not len(images):
+        raise ValueError("contact_sheet needs at least one image")
+    columns = min(columns, len(images))
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles, strict=False):
+        ax.imshow(np.log10(1 + np.clip(image, 0, None)), cmap="magma", interpolation="nearest")
+        ax.set_title(title, fontsize=6)
+    fig.suptitle("log10(1 + photons)", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

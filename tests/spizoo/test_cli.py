@@ -1,0 +1,112 @@
+import h5py
+import numpy as np
+import pytest
+from spizoo.sim import spi
+
+from spizoo import cli, simulate
+from spizoo.experiment import load
+
+QUICK = ["--set", "sim.patterns_per_model=8", "--set", "sim.detector.pixels=[32,32]"]
+
+
+def test_simulate_writes_cxi_contact_sheet_and_config(tmp_path, capsys):
+    out = tmp_path / "sim"
+    assert (
+        cli.main(["simulate", "configs/quickstart.yaml", "-n", "12", "--out", str(out), "--workers", "1", *QUICK]) == 0
+    )
+    assert '"single"' in capsys.readouterr().out
+    cfg = load(out / "config.yaml")
+    assert cfg == load("configs/quickstart.yaml", ["sim.patterns_per_model=8", "sim.detector.pixels=[32,32]"])
+    png = (out / "contact_sheet.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    with h5py.File(out / "patterns.cxi", "r") as f:
+        data = f["entry_1/data_1/data"]  # the soft link
+        assert data.shape == (12, 32, 32) and data.dtype == np.float32
+        assert f["cxi_version"][()] == 150
+        det = f["entry_1/instrument_1/detector_1"]
+        p = spi.simulate_pattern(cfg.sim, cfg.seed, 9)
+        np.testing.assert_array_equal(data[9], p.image)
+        np.testing.assert_array_equal(det["mask"][9], p.mask)
+        assert det["distance"][9] == pytest.approx(p.model.detector.distance_m)
+        assert det["x_pixel_size"][9] == pytest.approx(p.model.detector.pixel_size_um * 1e-6)
+        energy_ev = f["entry_1/instrument_1/source_1/energy"][9] / 1.602176634e-19
+        assert energy_ev == pytest.approx(p.model.photon_energy_eV)
+        extras = f["entry_1/spizoo"]
+        assert extras["label"][9] == p.label and extras["shape"][9].decode() == p.model.shape
+        np.testing.assert_array_equal(extras["quaternions"][9][: p.n_particles], p.quaternions.astype(np.float32))
+
+
+def test_parallel_workers_write_the_same_file(tmp_path):
+    cfg = load("configs/quickstart.yaml", ["sim.patterns_per_model=4", "sim.detector.pixels=[32,32]"])
+    simulate.run(cfg, 10, tmp_path / "one", workers=1)
+    simulate.run(cfg, 10, tmp_path / "two", workers=2)
+    with h5py.File(tmp_path / "one/patterns.cxi") as a, h5py.File(tmp_path / "two/patterns.cxi") as b:
+        np.testing.assert_array_equal(a["entry_1/data_1/data"][()], b["entry_1/data_1/data"][()])
+
+
+def test_a_failed_run_leaves_no_cxi_file(tmp_path, monkeypatch):
+    def broken(config, n, workers):
+        yield from spi.simulate(config.sim, config.seed, 2)
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(simulate, "iterate_patterns", broken)
+    cfg = load("configs/quickstart.yaml", ["sim.patterns_per_model=4", "sim.detector.pixels=[32,32]"])
+    with pytest.raises(RuntimeError, match="killed"):
+        simulate.run(cfg, 6, tmp_path, workers=1)
+    assert not (tmp_path / "patterns.cxi").exists()
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_existing_output_needs_overwrite(tmp_path, capsys):
+    args = ["simulate", "configs/quickstart.yaml", "-n", "2", "--out", str(tmp_path), "--workers", "1", *QUICK]
+    assert cli.main(args) == 0
+    assert cli.main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert cli.main([*args, "--overwrite"]) == 0
+
+
+def test_bad_config_is_a_clear_error_not_a_traceback(tmp_path, capsys):
+    code = cli.main(
+        ["simulate", "configs/quickstart.yaml", "--out", str(tmp_path), "--set", "sim.particle.shapes={cube: 1}"]
+    )
+    assert code == 2
+    assert "shape must be one of" in capsys.readouterr().err
+
+
+def test_help_shows_an_example(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["simulate", "--help"])
+    assert "spizoo simulate configs/quickstart.yaml" in capsys.readouterr().out
+
+
+def test_a_killed_run_leaves_no_cxi_and_a_rerun_completes_it(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = [sys.executable, "-m", "spizoo.cli", "simulate", "configs/quickstart.yaml", "-n", "3000", "--workers", "1"]
+    proc = subprocess.Popen(
+        [*args, "--out", str(tmp_path / "run")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    partial = tmp_path / "run" / "patterns.cxi.partial"
+    deadline = time.monotonic() + 60
+    while not partial.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)  # mid-way through writing
+    assert proc.poll() is None, "the run finished before it could be killed; raise -n"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "run" / "patterns.cxi").exists()
+
+    short = ["-n", "40"]  # the rerun (same command, smaller n to keep the test fast) replaces the partial file
+    subprocess.run(
+        [*args[:-4], *short, "--workers", "1", "--out", str(tmp_path / "run")], check=True, capture_output=True
+    )
+    subprocess.run(
+        [*args[:-4], *short, "--workers", "2", "--out", str(tmp_path / "ref")], check=True, capture_output=True
+    )
+    assert not partial.exists()
+    with h5py.File(tmp_path / "run/patterns.cxi") as a, h5py.File(tmp_path / "ref/patterns.cxi") as b:
+        np.testing.assert_array_equal(a["entry_1/data_1/data"][()], b["entry_1/data_1/data"][()])
