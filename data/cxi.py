@@ -160,3 +160,37 @@ class CXIWriter:
             self.close()
         else:
             self.abort()
+
+
+def read_frame(path: str | Path, index: int, *, dataset: str = "entry_1/data_1/data") -> np.ndarray:
+    """Frame ``index`` of a CXI/HDF5 image stack, read alone (the stack never loads whole).
+
+    Raises:
+        FileNotFoundError, ValueError: naming the file, the dataset path and what the file has instead.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path}: not an HDF5/CXI file ({err})") from None
+    with f:
+        if dataset not in f:
+            found = []
+            f.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
+            raise ValueError(f"{path}: no dataset /{dataset}; the file has: {', '.join(found[:20]) or 'no datasets'}")
+        data = f[dataset]
+        if data.ndim != 3:
+            raise ValueError(f"{path}: /{dataset} has rank {data.ndim}, expected a (frames, rows, columns) stack")
+        if not -data.shape[0] <= index < data.shape[0]:
+            raise ValueError(f"{path}: frame {index} out of range; /{dataset} holds {data.shape[0]} frames")
+        return np.asarray(data[index])
+
+
+def read_extras(path: str | Path, index: int, *, group: str = "entry_1/spizoo") -> dict[str, np.ndarray]:
+    """The per-frame extras of frame ``index`` (empty if the file has none)."""
+    with h5py.File(path, "r") as f:
+        if group not in f:
+            return {}
+        return {name: np.asarray(ds[index]) for name, ds in f[group].items()}

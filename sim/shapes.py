@@ -34,6 +34,8 @@ def _cyclic(points: list[tuple[float, float, float]]) -> np.ndarray:
 
 def _vertices(shape: str) -> np.ndarray:
     """Vertices of the polyhedron, in the icosahedral frame of PHYSICS.md (icosahedron at (0, ±1, ±φ))."""
+    if shape == "tetrahedron":  # the one shape here without a centre of symmetry
+        return np.array([[1.0, 1.0, 1.0], [1.0, -1.0, -1.0], [-1.0, 1.0, -1.0], [-1.0, -1.0, 1.0]])
     if shape == "octahedron":
         return _cyclic([(1.0, 0.0, 0.0)])
     if shape == "icosahedron":
@@ -62,9 +64,9 @@ def polyhedron_planes(shape: str) -> tuple[np.ndarray, np.ndarray]:
     return planes[:, :3].copy(), -planes[:, 3].copy()
 
 
-POLYHEDRA = ("octahedron", "dodecahedron", "icosahedron", "soccer")
+POLYHEDRA = ("tetrahedron", "octahedron", "dodecahedron", "icosahedron", "soccer")
 SHAPES = ("sphere", *POLYHEDRA, "torus")
-"""Known shape names; ``soccer`` is the truncated icosahedron."""
+"""Known shape names; ``soccer`` is the truncated icosahedron (seed 000 uses the four after the tetrahedron)."""
 
 
 def check_shape(shape: str) -> None:

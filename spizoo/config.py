@@ -4,8 +4,9 @@ A config file is a nested mapping whose keys must match dataclass fields exactly
 error naming it and the nearest valid key. ``--set a.b=c`` overrides are applied to the raw mapping
 before it is checked, and :func:`dump_config` writes the resolved config that reproduces a run.
 
-Field types understood by the loader: nested dataclasses, ``int``, ``float``, ``str``, ``bool``,
-``Range`` (a number or a ``[low, high]`` pair), ``tuple[...]`` and ``dict[str, float]``.
+Field types understood by the loader: nested dataclasses, a union of dataclasses told apart by their
+``kind`` field, ``int``, ``float``, ``str``, ``bool``, ``Range`` (a number or a ``[low, high]`` pair),
+``tuple[...]`` and ``dict[str, ...]``.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ class ConfigError(ValueError):
 
 
 def _nearest(key: str, valid: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.0)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    valid = list(valid)
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else f" (valid keys: {', '.join(valid)})"
 
 
 def _convert(value: Any, hint: Any, where: str) -> Any:
@@ -64,6 +66,8 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
+        if all(dataclasses.is_dataclass(a) for a in inner):
+            return _convert(value, _by_kind(inner, value, where), where)
         return _convert(value, inner[0], where)
     if hint is bool:
         if not isinstance(value, bool):
@@ -82,6 +86,17 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
     return value
+
+
+def _by_kind(classes: list[type], value: Any, where: str) -> type:
+    """The dataclass whose ``kind`` default matches ``value["kind"]`` (the first when no kind is given)."""
+    kinds = {f.default: cls for cls in classes for f in dataclasses.fields(cls) if f.name == "kind"}
+    kind = value.get("kind") if isinstance(value, dict) else None
+    if kind is None:
+        return classes[0]
+    if kind not in kinds:
+        raise ConfigError(f"{where}.kind: unknown kind {kind!r}; known: {', '.join(map(str, kinds))}")
+    return kinds[kind]
 
 
 def _is_number(value: Any) -> bool:

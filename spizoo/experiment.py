@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from spizoo.config import load_config
+from spizoo.sim.augment import AugmentPolicy
 from spizoo.sim.spi import SpiConfig
+from spizoo.sim.wideangle import MsftConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,11 +18,13 @@ class Config:
 
     Attributes:
         seed: root of every random stream; pattern ``i`` is a pure function of (config, seed, i).
-        sim: the simulator (``kind: spi``).
+        sim: the simulator: ``kind: spi`` (small-angle hits, seed 000) or ``kind: msft`` (wide angle, seed 001).
+        augment: the detector-artefact augmentation policy (seed 001 appendix D).
     """
 
     seed: int = 0
-    sim: SpiConfig = dataclasses.field(default_factory=SpiConfig)
+    sim: SpiConfig | MsftConfig = dataclasses.field(default_factory=SpiConfig)
+    augment: AugmentPolicy = dataclasses.field(default_factory=AugmentPolicy)
 
 
 def load(path: str | Path, overrides: Sequence[str] = ()) -> Config:

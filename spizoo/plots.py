@@ -12,8 +12,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def contact_sheet(images: Sequence[np.ndarray], titles: Sequence[str], path: str | Path, *, columns: int = 8) -> Path:
-    """Saves a grid of patterns on a log scale (``log10(1 + photons)``), each tile titled, as a PNG."""
+def contact_sheet(
+    images: Sequence[np.ndarray], titles: Sequence[str], path: str | Path, *, columns: int = 8, log: bool = True
+) -> Path:
+    """Saves a grid of patterns, each tile titled, as a PNG: photon counts on a log scale
+    (``log10(1 + photons)``), or with ``log=False`` images that already are log intensities."""
     if len(images) != len(titles):
         raise ValueError(f"got {len(images)} images but {len(titles)} titles")
     if not len(images):
@@ -24,9 +27,10 @@ def contact_sheet(images: Sequence[np.ndarray], titles: Sequence[str], path: str
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, title in zip(axes.flat, images, titles, strict=False):
-        ax.imshow(np.log10(1 + np.clip(image, 0, None)), cmap="magma", interpolation="nearest")
+        shown = np.log10(1 + np.clip(image, 0, None)) if log else image
+        ax.imshow(shown, cmap="magma", interpolation="nearest")
         ax.set_title(title, fontsize=6)
-    fig.suptitle("log10(1 + photons)", fontsize=8)
+    fig.suptitle("log10(1 + photons)" if log else "log-intensity image", fontsize=8)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)

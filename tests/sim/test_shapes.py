@@ -58,7 +58,7 @@ def test_particle_is_centred_on_the_grid():
 
 
 def test_bad_input_names_the_parameter():
-    with pytest.raises(ValueError, match="shape must be one of sphere, octahedron.*'cube'"):
+    with pytest.raises(ValueError, match="shape must be one of sphere, tetrahedron, octahedron.*'cube'"):
         particle("cube", circumradius_nm=10.0, voxel_nm=1.0)
     with pytest.raises(ValueError, match="circumradius_nm must be > 0, got -3"):
         particle("sphere", circumradius_nm=-3.0, voxel_nm=1.0)

@@ -110,3 +110,61 @@ def test_a_killed_run_leaves_no_cxi_and_a_rerun_completes_it(tmp_path):
     assert not partial.exists()
     with h5py.File(tmp_path / "run/patterns.cxi") as a, h5py.File(tmp_path / "ref/patterns.cxi") as b:
         np.testing.assert_array_equal(a["entry_1/data_1/data"][()], b["entry_1/data_1/data"][()])
+
+
+MSFT_SMALL = ["--set", "sim.columns=48", "--set", "sim.detector.pixels=[32,32]"]
+
+
+def test_simulate_msft_stores_regression_labels_and_the_augmentation_sheet(tmp_path):
+    out = tmp_path / "msft"
+    args = ["simulate", "configs/sim_msft.yaml", "-n", "3", "--out", str(out), "--workers", "1", "--augment"]
+    assert cli.main([*args, *MSFT_SMALL]) == 0
+    assert (out / "augment.png").stat().st_size > 10_000
+    cfg = load(out / "config.yaml")
+    p = __import__("spizoo.sim.wideangle", fromlist=["x"]).simulate_pattern(cfg.sim, cfg.seed, 2)
+    with h5py.File(out / "patterns.cxi") as f:
+        np.testing.assert_array_equal(f["entry_1/data_1/data"][2], p.image)
+        np.testing.assert_allclose(f["entry_1/spizoo/quaternion"][2], p.quaternion, rtol=1e-6)
+        assert f["entry_1/spizoo/radius_nm"][2] == pytest.approx(p.radius_nm)
+        np.testing.assert_allclose(f["entry_1/spizoo/target"][2], p.target(), rtol=1e-5, atol=1e-6)
+        wavelength = f["entry_1/instrument_1/source_1/wavelength"][2]
+        assert wavelength == pytest.approx(13.5e-9)
+
+
+def test_fit_pattern_reports_parameters_errors_and_cost(tmp_path, capsys):
+    sim = tmp_path / "msft"
+    assert (
+        cli.main(["simulate", "configs/sim_msft.yaml", "-n", "2", "--out", str(sim), "--workers", "1", *MSFT_SMALL])
+        == 0
+    )
+    capsys.readouterr()
+    args = [
+        "fit-pattern",
+        "configs/sim_msft.yaml",
+        str(sim / "patterns.cxi"),
+        "--index",
+        "1",
+        "--out",
+        str(tmp_path / "fit"),
+    ]
+    assert cli.main([*args, "--starts", "2", "--iterations", "10", *MSFT_SMALL]) == 0
+    import json
+
+    report = json.loads((tmp_path / "fit" / "fit_1.json").read_text())
+    assert report["forward_simulations"] >= 20 and report["starts"] == 2
+    assert 0 <= report["mean_relative_error"] <= report["max_relative_error"]
+    assert (tmp_path / "fit" / "fit_1.png").exists()
+    assert '"radius_nm"' in capsys.readouterr().out
+
+
+def test_fit_pattern_errors_are_clear(tmp_path, capsys):
+    assert cli.main(["fit-pattern", "configs/sim_spi.yaml", "missing.cxi", "--out", str(tmp_path)]) == 2
+    assert "needs a config with sim.kind: msft" in capsys.readouterr().err
+    assert (
+        cli.main(["fit-pattern", "configs/sim_msft.yaml", str(tmp_path / "missing.cxi"), "--out", str(tmp_path)]) == 2
+    )
+    assert "no such file" in capsys.readouterr().err
+    bad = tmp_path / "bad.h5"
+    h5py.File(bad, "w").create_dataset("images", data=np.zeros((2, 8, 8)))
+    assert cli.main(["fit-pattern", "configs/sim_msft.yaml", str(bad), "--out", str(tmp_path)]) == 2
+    assert "no dataset /entry_1/data_1/data; the file has: images" in capsys.readouterr().err
