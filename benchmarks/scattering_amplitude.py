@@ -23,6 +23,7 @@ import time
 import numpy as np
 import scipy.fft
 import scipy.ndimage
+
 from spizoo.sim import quaternion
 from spizoo.sim.amplitude import Amplitude, box_form_factor
 from spizoo.sim.detector import Detector

@@ -21,10 +21,10 @@ import resource  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-from spizoo.sim import forward_fit, icosahedral, msft, wideangle  # noqa: E402
 
 from spizoo import simulate  # noqa: E402
 from spizoo.experiment import load  # noqa: E402
+from spizoo.sim import forward_fit, icosahedral, msft, wideangle  # noqa: E402
 
 
 def main() -> None:

@@ -21,11 +21,11 @@ import tempfile
 import time
 
 import numpy as np
-from spizoo.sim import quaternion, spi
-from spizoo.sim.amplitude import Amplitude
 
 from spizoo import simulate
 from spizoo.experiment import load
+from spizoo.sim import quaternion, spi
+from spizoo.sim.amplitude import Amplitude
 
 
 def rate(config, n: int, workers: int) -> float:

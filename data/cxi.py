@@ -24,6 +24,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
 from spizoo.sim.constants import HC_EV_NM
 
 CXI_VERSION = 150

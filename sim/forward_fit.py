@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import scipy.optimize
+
 from spizoo.sim import icosahedral
 from spizoo.sim.wideangle import MsftConfig, render
 

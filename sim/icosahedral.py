@@ -15,6 +15,7 @@ import itertools
 
 import numpy as np
 import scipy.optimize
+
 from spizoo.sim import quaternion
 
 PHI = (1 + 5**0.5) / 2

@@ -26,6 +26,7 @@ from __future__ import annotations
 import finufft
 import numpy as np
 import scipy.ndimage
+
 from spizoo.sim import quaternion, shapes
 
 CONVEX_SHAPES = ("sphere", *shapes.POLYHEDRA)

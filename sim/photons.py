@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from spizoo.sim.constants import CLASSICAL_ELECTRON_RADIUS_NM, NM2_PER_UM2
 
 

@@ -21,13 +21,13 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+
+from spizoo.config import Range
 from spizoo.sim import quaternion, shapes
 from spizoo.sim.amplitude import DEFAULT_EPS, Amplitude, box_form_factor
 from spizoo.sim.constants import wavelength_nm
 from spizoo.sim.detector import Detector
 from spizoo.sim.photons import detect, expected_photons
-
-from spizoo.config import Range
 
 NUM_CLASSES = 5
 CLASS_NAMES = ("no hit", "single", "double", "triple", "4+")

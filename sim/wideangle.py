@@ -17,12 +17,12 @@ import dataclasses
 from collections.abc import Iterator
 
 import numpy as np
+
+from spizoo.config import Range
 from spizoo.sim import icosahedral
 from spizoo.sim.constants import HC_EV_NM
 from spizoo.sim.detector import Detector
 from spizoo.sim.msft import CONVEX_SHAPES, msft_amplitude
-
-from spizoo.config import Range
 
 
 @dataclasses.dataclass(frozen=True)

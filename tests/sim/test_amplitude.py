@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from spizoo.sim import shapes
 from spizoo.sim.amplitude import Amplitude, box_form_factor, scattering_amplitude
 from spizoo.sim.detector import Detector

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from spizoo.sim import augment as A
 
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from spizoo.sim.detector import MASK_DEAD, MASK_INVALID, MASK_SHADOWED, Detector
 
 

@@ -2,6 +2,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+
 from spizoo.sim import forward_fit, icosahedral, wideangle
 
 

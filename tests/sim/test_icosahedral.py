@@ -2,6 +2,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+
 from spizoo.sim import icosahedral as I
 from spizoo.sim import quaternion as Q
 from spizoo.sim import shapes, wideangle

@@ -3,6 +3,7 @@ import dataclasses
 import numpy as np
 import pytest
 import scipy.integrate
+
 from spizoo.sim import msft, quaternion, wideangle
 from spizoo.sim.amplitude import scattering_amplitude
 from spizoo.sim.detector import Detector

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from spizoo.sim.constants import CLASSICAL_ELECTRON_RADIUS_NM
 from spizoo.sim.photons import detect, expected_photons
 

@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from spizoo.sim import spi
 from spizoo.sim.amplitude import Amplitude
 from spizoo.sim.quaternion import random_quaternion

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from spizoo.sim import spi
 
 from spizoo import simulate
 from spizoo.experiment import load
+from spizoo.sim import spi
 
 pytestmark = pytest.mark.slow
 

@@ -1,10 +1,10 @@
 import h5py
 import numpy as np
 import pytest
-from spizoo.sim import spi
 
 from spizoo import cli, simulate
 from spizoo.experiment import load
+from spizoo.sim import spi
 
 QUICK = ["--set", "sim.patterns_per_model=8", "--set", "sim.detector.pixels=[32,32]"]
 
