@@ -15,6 +15,7 @@ $(STAMP): setup.py pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/spizoo simulate configs/quickstart.yaml -n 64 --out $(DEMO_OUT)/simulate --overwrite
+	$(VENV)/bin/spizoo generate configs/quickstart.yaml --out $(DEMO_OUT)/dataset --overwrite
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -33,6 +34,9 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/scattering_amplitude.py
 	$(PY) benchmarks/sim_spi.py
+	$(PY) benchmarks/sim_msft.py
+	$(PY) benchmarks/input_pipeline.py
+	$(PY) benchmarks/beam_generate.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) build *.egg-info

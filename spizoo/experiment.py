@@ -6,7 +6,9 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+from spizoo.beam_pipelines.config import DatasetConfig
 from spizoo.config import load_config
+from spizoo.data.pipeline import DataConfig
 from spizoo.sim.augment import AugmentPolicy
 from spizoo.sim.spi import SpiConfig
 from spizoo.sim.wideangle import MsftConfig
@@ -20,11 +22,15 @@ class Config:
         seed: root of every random stream; pattern ``i`` is a pure function of (config, seed, i).
         sim: the simulator: ``kind: spi`` (small-angle hits, seed 000) or ``kind: msft`` (wide angle, seed 001).
         augment: the detector-artefact augmentation policy (seed 001 appendix D).
+        dataset: what ``spizoo generate`` writes (size, splits, shards).
+        data: how examples become model inputs (crop, normalisation, batches).
     """
 
     seed: int = 0
     sim: SpiConfig | MsftConfig = dataclasses.field(default_factory=SpiConfig)
     augment: AugmentPolicy = dataclasses.field(default_factory=AugmentPolicy)
+    dataset: DatasetConfig = dataclasses.field(default_factory=DatasetConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
 
 
 def load(path: str | Path, overrides: Sequence[str] = ()) -> Config:

@@ -168,3 +168,14 @@ def test_fit_pattern_errors_are_clear(tmp_path, capsys):
     h5py.File(bad, "w").create_dataset("images", data=np.zeros((2, 8, 8)))
     assert cli.main(["fit-pattern", "configs/sim_msft.yaml", str(bad), "--out", str(tmp_path)]) == 2
     assert "no dataset /entry_1/data_1/data; the file has: images" in capsys.readouterr().err
+
+
+def test_generate_passes_unknown_options_to_beam_and_other_verbs_reject_them(tmp_path, capsys):
+    args = ["generate", "configs/quickstart.yaml", "--out", str(tmp_path / "ds"), "--set", "dataset.patterns=32"]
+    assert cli.main([*args, "--runner=DirectRunner", "--direct_running_mode=in_memory"]) == 0
+    out = capsys.readouterr().out
+    assert "Beam counters:" in out and "patterns_train" in out
+    assert (tmp_path / "ds" / "dataset_info.json").exists()
+    with pytest.raises(SystemExit):
+        cli.main(["simulate", "configs/quickstart.yaml", "--out", str(tmp_path), "--runner=DirectRunner"])
+    assert "unrecognized arguments: --runner=DirectRunner" in capsys.readouterr().err

@@ -1,0 +1,375 @@
+"""``spizoo generate``: simulate → augment → ``tf.train.Example`` → sharded TFRecords, with Apache Beam.
+
+Elements are *units*: one particle model of an SPI config (its ``patterns_per_model`` patterns), or
+``dataset.unit_size`` consecutive patterns of an MSFT config. A unit's split comes from a hash of its model
+index, so the patterns of one particle model never straddle train/validation/test, and its shard from
+another hash. Keys are ``<config-hash>/<model-index>/<shot>[/<copy>]``.
+
+The payload stays on the workers: each unit's examples go, in the fused simulate stage, to a chunk file
+named by its model index (written under a temporary name, then renamed: idempotent under retries, and a
+rerun resumes from the chunks already there); only (shard, model index, path, counts) is shuffled, and each
+shard is the concatenation of its chunks in model-index order (TFRecord records are self-delimiting), so
+the output is byte-identical whatever the runner, worker count or order of work. Per-pixel mean and
+standard deviation of the training split are merged with a CombineFn (Chan et al.'s parallel variance).
+
+Everything is written under ``OUT.incomplete/`` and moved to ``OUT`` only when the pipeline succeeds.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+import spizoo
+from spizoo.beam_pipelines.config import DatasetConfig  # noqa: F401 - re-exported for users
+from spizoo.config import config_hash, to_dict
+from spizoo.data import schema, tfrecord
+from spizoo.sim import spi, wideangle
+
+log = logging.getLogger(__name__)
+INFO_FILE = "dataset_info.json"
+COUNTER_NAMESPACE = "spizoo"
+
+
+def _hash01(*parts) -> float:
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") / 2**64
+
+
+def split_of(config, model_index: int) -> str:
+    """The split of a particle model: a stable hash of (seed, model index) against the split fractions."""
+    u, acc = _hash01("split", config.seed, model_index), 0.0
+    names = list(config.dataset.splits)
+    for name in names:
+        acc += config.dataset.splits[name]
+        if u < acc:
+            return name
+    return names[-1]
+
+
+def shard_of(config, split: str, model_index: int) -> int:
+    return int(_hash01("shard", config.seed, model_index) * config.dataset.shards[split])
+
+
+def shard_name(config, split: str, shard: int) -> str:
+    n = config.dataset.shards[split]
+    suffix = ".gz" if config.dataset.compression == "gzip" else ""
+    return f"{config.dataset.name}-{split}.tfrecord-{shard:05d}-of-{n:05d}{suffix}"
+
+
+def units(config) -> list[tuple[int, int, int]]:
+    """(model index, first global pattern index, stop) of every unit."""
+    n = config.dataset.patterns
+    size = config.sim.patterns_per_model if isinstance(config.sim, spi.SpiConfig) else config.dataset.unit_size
+    return [(m, m * size, min((m + 1) * size, n)) for m in range(-(-n // size))]
+
+
+def unit_examples(config, unit: tuple[int, int, int], chash: str) -> tuple[list[bytes], dict, list[np.ndarray]]:
+    """Serialised examples of one unit, its counts, and the images (for statistics)."""
+    model_index, start, stop = unit
+    split = split_of(config, model_index)
+    augment = split in config.dataset.augment_splits
+    examples, images = [], []
+    classes: dict[int, int] = {}
+    if isinstance(config.sim, spi.SpiConfig):
+        patterns = spi.simulate(config.sim, config.seed, stop - start, start=start)
+    else:
+        patterns = wideangle.simulate(config.sim, config.seed, stop - start, start=start)
+    for offset, p in enumerate(patterns):
+        shot = offset
+        if isinstance(p, spi.Pattern):
+            label, target = p.label, None
+            params = p.parameters(config.sim.cluster.max_particles)
+            classes[label] = classes.get(label, 0) + 1
+        else:
+            label, target = -1, p.target(config.sim.circumradius_nm)
+            params = {
+                "quaternion": p.quaternion,
+                "radius_nm": p.radius_nm,
+                "background": p.background,
+                "index": p.index,
+            }
+        key = f"{chash}/{model_index}/{shot}"
+        copies = [("none", p.image)]
+        if augment:
+            rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(model_index, shot, 0xA06)))
+            copies = config.augment.apply(p.image, rng)
+        for copy, (filt, image) in enumerate(copies):
+            feats = schema.example_features(
+                image,
+                key=key if not augment else f"{key}/{copy}",
+                model_index=model_index,
+                label=label,
+                target=target,
+                augmentation=filt,
+                params=params,
+            )
+            examples.append(schema.encode_example(feats))
+            images.append(image)
+    counts = {"split": split, "patterns": stop - start, "examples": len(examples), "classes": classes}
+    return examples, counts, images
+
+
+class MeanStd(beam.CombineFn):
+    """Mergeable per-pixel (count, mean, M2) accumulators (Chan, Golub & LeVeque 1979)."""
+
+    def create_accumulator(self):
+        return (0, None, None)
+
+    def add_input(self, acc, batch):
+        return self.merge_accumulators([acc, batch])
+
+    def merge_accumulators(self, accumulators):
+        n, mean, m2 = 0, None, None
+        for nb, mb, m2b in accumulators:
+            if nb == 0:
+                continue
+            if n == 0:
+                n, mean, m2 = nb, np.array(mb, np.float64), np.array(m2b, np.float64)
+                continue
+            delta = mb - mean
+            total = n + nb
+            mean = mean + delta * (nb / total)
+            m2 = m2 + m2b + delta**2 * (n * nb / total)
+            n = total
+        return (n, mean, m2)
+
+    def extract_output(self, acc):
+        return acc
+
+
+def _batch_stats(images: list[np.ndarray]) -> tuple[int, np.ndarray, np.ndarray]:
+    stack = np.stack(images).astype(np.float64)
+    mean = stack.mean(axis=0)
+    return len(images), mean, ((stack - mean) ** 2).sum(axis=0)
+
+
+class SimulateUnit(beam.DoFn):
+    """Simulates one unit into its chunk file; emits ((split, shard), chunk info) and training statistics."""
+
+    STATS = "stats"
+
+    def __init__(self, config, root: str):
+        self.config = config
+        self.root = root
+        self.chash = config_hash(config)
+
+    def process(self, unit):
+        model_index = unit[0]
+        split = split_of(self.config, model_index)
+        path = FileSystems.join(self.root, "chunks", split, f"{model_index:09d}.tfrecord")
+        meta_path = path + ".json"
+        if FileSystems.exists(meta_path):  # resumed: the chunk was finished by an earlier run
+            with FileSystems.open(meta_path) as f:
+                meta = json.loads(f.read())
+            stats = None
+            if split == "train":
+                with FileSystems.open(path + ".stats.npz") as f:
+                    z = np.load(io.BytesIO(f.read()))
+                    stats = (int(z["n"]), z["mean"], z["m2"])
+            Metrics.counter(COUNTER_NAMESPACE, "units_resumed").inc()
+        else:
+            examples, meta, images = unit_examples(self.config, unit, self.chash)
+            payload = b"".join(tfrecord.frame(e) for e in examples)
+            meta["bytes"] = len(payload)
+            stats = _batch_stats(images) if split == "train" else None
+            _write_atomic(path, payload)
+            if stats is not None:
+                buf = io.BytesIO()
+                np.savez(buf, n=stats[0], mean=stats[1], m2=stats[2])
+                _write_atomic(path + ".stats.npz", buf.getvalue())
+            _write_atomic(meta_path, json.dumps(meta).encode())  # last: marks the chunk complete
+        Metrics.counter(COUNTER_NAMESPACE, f"patterns_{split}").inc(meta["patterns"])
+        Metrics.counter(COUNTER_NAMESPACE, f"examples_{split}").inc(meta["examples"])
+        Metrics.counter(COUNTER_NAMESPACE, "bytes").inc(meta["bytes"])
+        for label, count in meta["classes"].items():
+            Metrics.counter(COUNTER_NAMESPACE, f"class_{label}").inc(count)
+        yield ((split, shard_of(self.config, split, model_index)), (model_index, path, meta))
+        if stats is not None:
+            yield beam.pvalue.TaggedOutput(self.STATS, stats)
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    with FileSystems.create(tmp) as f:
+        f.write(data)
+    FileSystems.rename([tmp], [path])
+
+
+class WriteShard(beam.DoFn):
+    """Concatenates a shard's chunks in model-index order into its shard file and a summary."""
+
+    def __init__(self, config, root: str):
+        self.config = config
+        self.root = root
+
+    def process(self, element):
+        (split, shard), grouped = element
+        chunks = sorted(grouped["chunks"])
+        name = shard_name(self.config, split, shard)
+        buf = io.BytesIO()
+        sink = gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) if self.config.dataset.compression == "gzip" else buf
+        for _, path, _ in chunks:
+            with FileSystems.open(path) as f:
+                shutil.copyfileobj(f, sink)
+        if sink is not buf:
+            sink.close()
+        payload = buf.getvalue()
+        _write_atomic(FileSystems.join(self.root, name), payload)
+        classes: dict[str, int] = {}
+        for _, _, meta in chunks:
+            for label, count in meta["classes"].items():
+                classes[str(label)] = classes.get(str(label), 0) + count
+        summary = {
+            "split": split,
+            "file": name,
+            "models": len(chunks),
+            "patterns": sum(m["patterns"] for _, _, m in chunks),
+            "examples": sum(m["examples"] for _, _, m in chunks),
+            "bytes": len(payload),
+            "classes": classes,
+        }
+        _write_atomic(
+            FileSystems.join(self.root, "summaries", f"{split}-{shard:05d}.json"), json.dumps(summary).encode()
+        )
+        yield summary
+
+
+class WriteStats(beam.DoFn):
+    """Writes the merged training statistics as ``train_mean.npy`` and ``train_std.npy``."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def process(self, acc):
+        n, mean, m2 = acc
+        if n == 0:
+            return
+        for filename, arr in (("train_mean.npy", mean), ("train_std.npy", np.sqrt(m2 / n))):
+            buf = io.BytesIO()
+            np.save(buf, arr.astype(np.float32))
+            _write_atomic(FileSystems.join(self.root, filename), buf.getvalue())
+        _write_atomic(FileSystems.join(self.root, "summaries", "stats.json"), json.dumps({"count": int(n)}).encode())
+        yield n
+
+
+def build(pipeline: beam.Pipeline, config, root: str) -> None:
+    """Adds the generation stages to ``pipeline``, writing under ``root``."""
+    shard_keys = [((s, i), None) for s, n in config.dataset.shards.items() for i in range(n)]
+    sim = (
+        pipeline
+        | "Units" >> beam.Create(units(config))
+        | "Spread" >> beam.Reshuffle()
+        | "Simulate" >> beam.ParDo(SimulateUnit(config, root)).with_outputs(SimulateUnit.STATS, main="chunks")
+    )
+    every_shard = pipeline | "Shards" >> beam.Create(shard_keys)
+    (
+        {"chunks": sim.chunks, "shard": every_shard}
+        | "GroupByShard" >> beam.CoGroupByKey()
+        | "WriteShards" >> beam.ParDo(WriteShard(config, root))
+    )
+    (
+        sim[SimulateUnit.STATS]
+        | "MergeStats" >> beam.CombineGlobally(MeanStd())
+        | "WriteStats" >> beam.ParDo(WriteStats(root))
+    )
+
+
+def pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    """Beam options from the command line; without ``--runner`` the local DirectRunner on all cores
+    (multi-processing; never the Prism runner, which would download a binary)."""
+    options = PipelineOptions(beam_args)
+    if not options.view_as(StandardOptions).runner:
+        defaults = ["--runner=DirectRunner", "--direct_running_mode=multi_processing"]
+        defaults.append(f"--direct_num_workers={os.cpu_count() or 1}")
+        options = PipelineOptions(defaults + list(beam_args))
+    return options
+
+
+def run(config, out: str | Path, beam_args: list[str] = (), *, overwrite: bool = False) -> tuple[dict, dict]:
+    """Generates the dataset of ``config`` into ``out``; returns its ``dataset_info`` and the Beam counters.
+
+    A killed run leaves ``out.incomplete/``; the same command resumes from the units it finished.
+    """
+    out = Path(out)
+    root = Path(str(out) + ".incomplete")
+    chash = config_hash(config)
+    if out.exists():
+        if not overwrite:
+            raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+        shutil.rmtree(out)
+    marker = root / "config_hash"
+    if root.exists() and (not marker.exists() or marker.read_text() != chash):
+        shutil.rmtree(root)  # left by a run of another config: start afresh
+    root.mkdir(parents=True, exist_ok=True)
+    marker.write_text(chash)
+    for sub in ["summaries", *(f"chunks/{s}" for s in config.dataset.splits)]:
+        (root / sub).mkdir(parents=True, exist_ok=True)
+
+    options = pipeline_options(list(beam_args))
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, config, str(root))
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = {
+        c.key.metric.name: c.committed
+        for c in result.metrics().query(MetricsFilter().with_namespace(COUNTER_NAMESPACE))["counters"]
+    }
+    info = _dataset_info(config, root, chash)
+    (root / INFO_FILE).write_text(json.dumps(info, indent=2))
+    shutil.rmtree(root / "chunks")
+    shutil.rmtree(root / "summaries")
+    marker.unlink()
+    os.replace(root, out)
+    return info, dict(sorted(counters.items()))
+
+
+def _dataset_info(config, root: Path, chash: str) -> dict:
+    summaries = [json.loads(p.read_text()) for p in sorted((root / "summaries").glob("*-*.json"))]
+    splits = {}
+    for split in config.dataset.splits:
+        mine = [s for s in summaries if s["split"] == split]
+        classes: dict[str, int] = {}
+        for s in mine:
+            for label, count in s["classes"].items():
+                classes[label] = classes.get(label, 0) + count
+        splits[split] = {
+            "models": sum(s["models"] for s in mine),
+            "patterns": sum(s["patterns"] for s in mine),
+            "examples": sum(s["examples"] for s in mine),
+            "classes": dict(sorted(classes.items())),
+            "files": {s["file"]: s["examples"] for s in mine},
+            "bytes": {s["file"]: s["bytes"] for s in mine},
+        }
+    stats_file = root / "summaries" / "stats.json"
+    first = np.load(root / "train_mean.npy") if (root / "train_mean.npy").exists() else None
+    return {
+        "name": config.dataset.name,
+        "spizoo_version": spizoo.__version__,
+        "config_hash": chash,
+        "kind": config.sim.kind,
+        "image_shape": list(first.shape) if first is not None else list(config.sim.detector.pixels),
+        "compression": config.dataset.compression,
+        "feature_spec": schema.feature_spec_json(),
+        "splits": splits,
+        "stats": {
+            "split": "train",
+            "count": json.loads(stats_file.read_text())["count"] if stats_file.exists() else 0,
+            "mean": "train_mean.npy",
+            "std": "train_std.npy",
+        },
+        "config": to_dict(config),
+    }
