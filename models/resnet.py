@@ -1,10 +1,10 @@
 """Residual networks of the two seeds, one backbone class driven by a spec table.
 
 - ``resnet10_classifier`` (seed 000 §4.1, fig. 3): a 3×3 stem and 2×2 max pooling, then residual blocks
-  of two 3×3 conv layers with an identity shortcut, ``n`` conv layers at 32 channels and ``m`` at 64 (default 4 + 4: with the stem
-  and the dense layer, the paper's 10 layers; the 64-channel stack starts with stride 2 and a 1×1 projection
-  shortcut); every conv followed by batch norm, dropout (0.25) and ReLU;
-  L2 0.01 on conv kernels; global average pooling and a softmax over 5 classes (0–4+ particles).
+  of two 3×3 conv layers with an identity shortcut, ``n`` conv layers at 32 channels and ``m`` at 64
+  (default 4 + 4: with the stem and the dense layer, the paper's 10 layers; the 64-channel stack starts
+  with stride 2 and a 1×1 projection shortcut); every conv followed by batch norm, dropout (0.25) and
+  ReLU; L2 0.01 on conv kernels; global average pooling and a softmax over 5 classes (0–4+ particles).
 - ``resnet34_regressor`` (seed 001 §3, fig. 3): a 7×7 stride-2 conv with 64 filters, 2×2 max pooling, stacks
   of 3, 4, 6 and 4 basic blocks with 64, 128, 256 and 512 filters, the first conv of each stack stride 2
   with a 1×1 projection shortcut, global average pooling, a dense layer to the 5 outputs (quaternion +
