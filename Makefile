@@ -16,6 +16,8 @@ $(STAMP): setup.py pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/spizoo simulate configs/quickstart.yaml -n 64 --out $(DEMO_OUT)/simulate --overwrite
 	$(VENV)/bin/spizoo generate configs/quickstart.yaml --out $(DEMO_OUT)/dataset --overwrite
+	rm -rf $(DEMO_OUT)/run
+	$(VENV)/bin/spizoo train configs/quickstart.yaml --data $(DEMO_OUT)/dataset --out $(DEMO_OUT)/run
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

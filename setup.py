@@ -32,6 +32,7 @@ setup(
         "pyyaml",
         "matplotlib",
         "tqdm",
+        "tensorboard",
         "grpcio",
         "tensorflow-serving-api==2.21.*",
     ],

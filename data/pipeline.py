@@ -12,6 +12,7 @@ checksum ends its file, which then holds fewer records than promised, an error (
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
 import json
 import os
@@ -181,15 +182,26 @@ def _label_key(cfg: DataConfig) -> str:
     return schema.LABEL if cfg.target == "label" else schema.TARGET
 
 
-def make_dataset(file_pattern: str, cfg: DataConfig, *, training: bool, seed: int = 0, info: dict | None = None):
+def make_dataset(
+    file_pattern: str,
+    cfg: DataConfig,
+    *,
+    training: bool,
+    seed: int = 0,
+    info: dict | None = None,
+    epochs: tuple[int, int] | None = None,
+):
     """A batched ``tf.data.Dataset`` of (inputs, labels) from TFRecords matching ``file_pattern``.
 
     Args:
         file_pattern: glob of shard files, e.g. ``out/ds/spizoo-train.tfrecord-*``.
         cfg: the data config.
-        training: shuffle files and examples and flip at random (one pass per epoch).
+        training: shuffle files and examples and flip at random.
         seed: seeds the shuffles and flips.
         info: the dataset's info (default: ``dataset_info.json`` in the files' directory).
+        epochs: ``(first, stop)``: instead of one pass reshuffled at each iteration, the passes for epochs
+            ``first … stop-1`` in a row, each shuffled by ``(seed, epoch)`` alone and with full batches only,
+            so that training resumed at epoch ``first`` sees exactly the data an uninterrupted run saw.
 
     Returns:
         Batches of (inputs (B, crop, crop, 1) float32 — or (B, 224, 224, 3) for the VGG view — and labels:
@@ -197,6 +209,7 @@ def make_dataset(file_pattern: str, cfg: DataConfig, *, training: bool, seed: in
 
     Raises:
         FileNotFoundError: if nothing matches, or the directory has no ``dataset_info.json``.
+        ValueError: for a file whose size differs from ``dataset_info.json`` or that it does not list.
     """
     import tensorflow as tf
 
@@ -210,13 +223,36 @@ def make_dataset(file_pattern: str, cfg: DataConfig, *, training: bool, seed: in
     unlisted = [f for f in files if os.path.basename(f) not in counts]
     if unlisted:
         raise ValueError(f"{unlisted[0]} is not listed in the dataset's {INFO_FILE}; read only its own shard files")
+    sizes = np.array([counts[os.path.basename(f)] for f in files], np.int64)
+    if epochs is None:
+        return _pipeline(files, sizes, cfg, info, training=training, seed=seed, epoch=None).prefetch(tf.data.AUTOTUNE)
+    first, stop = epochs
+    if not 0 <= first < stop:
+        raise ValueError(f"epochs must be (first, stop) with 0 <= first < stop, got {epochs}")
+    passes = [_pipeline(files, sizes, cfg, info, training=training, seed=seed, epoch=e) for e in range(first, stop)]
+    return functools.reduce(lambda a, b: a.concatenate(b), passes).prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(file_pattern: str, cfg: DataConfig, info: dict) -> int:
+    """Full batches in one pass over the files matching ``file_pattern`` (the ``epochs`` mode's epoch)."""
+    counts: dict[str, int] = {}
+    for split in info.get("splits", {}).values():
+        counts.update(split.get("files", {}))
+    return sum(counts.get(os.path.basename(f), 0) for f in _files(file_pattern)) // cfg.batch_size
+
+
+def _pipeline(files, sizes, cfg: DataConfig, info: dict, *, training: bool, seed: int, epoch):
+    import tensorflow as tf
+
     compression = info.get("compression", "none")
     spec = {k: v for k, v in schema.feature_spec().items() if k in (schema.IMAGE, schema.IMAGE_SHAPE, _label_key(cfg))}
-    deterministic = cfg.deterministic or not training
+    deterministic = cfg.deterministic or not training or epoch is not None
+    reshuffle = epoch is None
+    epoch_seed = seed if epoch is None else seed * 1_000_003 + epoch
 
-    ds = tf.data.Dataset.from_tensor_slices((files, np.array([counts[os.path.basename(f)] for f in files], np.int64)))
+    ds = tf.data.Dataset.from_tensor_slices((files, sizes))
     if training:
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(files), seed=epoch_seed, reshuffle_each_iteration=reshuffle)
     ds = ds.interleave(
         lambda f, n: _records(f, n, compression, cfg.skip_corrupt),
         cycle_length=min(cfg.cycle_length, len(files)),
@@ -224,22 +260,22 @@ def make_dataset(file_pattern: str, cfg: DataConfig, *, training: bool, seed: in
         deterministic=deterministic,
     )
     if training:
-        ds = ds.shuffle(cfg.shuffle_buffer, seed=seed + 1, reshuffle_each_iteration=True)
-    ds = tf.data.Dataset.zip((ds.batch(cfg.batch_size), tf.data.Dataset.random(seed=seed)))  # a seed per batch
+        ds = ds.shuffle(cfg.shuffle_buffer, seed=epoch_seed + 1, reshuffle_each_iteration=reshuffle)
+    ds = ds.batch(cfg.batch_size, drop_remainder=epoch is not None)
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter()))  # a batch number, for the flips' seeds
 
     height, width = (int(n) for n in info.get("image_shape", (-1, -1)))
     transform = _training_transform(cfg, info) if training and cfg.flip else None
 
-    def decode(serialized, batch_seed):
+    def decode(serialized, batch):
         ex = tf.io.parse_example(serialized, spec)
         shape = [height, width] if height > 0 else tf.cast(ex[schema.IMAGE_SHAPE][0], tf.int32)
         images = tf.reshape(tf.io.decode_raw(ex[schema.IMAGE], tf.float32), tf.concat([[-1], shape], 0))
         if transform is not None:
             flips = tf.random.stateless_uniform(
-                [tf.shape(images)[0], 2], seed=tf.stack([batch_seed, tf.constant(seed, tf.int64)])
+                [tf.shape(images)[0], 2], seed=tf.stack([batch, tf.constant(epoch_seed, tf.int64)])
             )
             return transform(images, flips < 0.5), ex[_label_key(cfg)]
         return preprocess(images, cfg, info), ex[_label_key(cfg)]
 
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)

@@ -53,6 +53,16 @@ def _generate(args: argparse.Namespace, beam_args: list[str]) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from spizoo import experiment
+    from spizoo.models import training
+
+    config = experiment.load(args.config, args.set)
+    summary = training.train(config, args.data, args.out)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spizoo", description="XFEL single-particle-imaging model zoo and data layer."
@@ -142,6 +152,28 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     gen.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     gen.set_defaults(func=_generate, passes_unknown=True)
+
+    tr = verbs.add_parser(
+        "train",
+        help="train a registered model on a generated dataset",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent(
+            """\
+            Fit config.model on DATA's training split, validating on its validation split, into OUT:
+            config.yaml, dataset statistics, backup/ (the same command after a crash resumes from the last
+            finished epoch), best.keras, last.keras, history.csv, logs/ (TensorBoard), training.json.
+
+            example:
+              spizoo generate configs/quickstart.yaml --out out/quick_ds
+              spizoo train configs/quickstart.yaml --data out/quick_ds --out out/quick_run
+            """
+        ),
+    )
+    tr.add_argument("config", help="YAML config with model, train and data sections")
+    tr.add_argument("--data", required=True, help="dataset directory made by spizoo generate")
+    tr.add_argument("--out", required=True, help="run directory (reused to resume)")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    tr.set_defaults(func=_train)
     return parser
 
 

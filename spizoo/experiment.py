@@ -9,6 +9,7 @@ from pathlib import Path
 from spizoo.beam_pipelines.config import DatasetConfig
 from spizoo.config import load_config
 from spizoo.data.pipeline import DataConfig
+from spizoo.models.training import ModelConfig, TrainConfig
 from spizoo.sim.augment import AugmentPolicy
 from spizoo.sim.spi import SpiConfig
 from spizoo.sim.wideangle import MsftConfig
@@ -24,6 +25,8 @@ class Config:
         augment: the detector-artefact augmentation policy (seed 001 appendix D).
         dataset: what ``spizoo generate`` writes (size, splits, shards).
         data: how examples become model inputs (crop, normalisation, batches).
+        model: the registered model and its options.
+        train: epochs, optimiser, precision, distribution.
     """
 
     seed: int = 0
@@ -31,6 +34,8 @@ class Config:
     augment: AugmentPolicy = dataclasses.field(default_factory=AugmentPolicy)
     dataset: DatasetConfig = dataclasses.field(default_factory=DatasetConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
 
 def load(path: str | Path, overrides: Sequence[str] = ()) -> Config:

@@ -1,0 +1,105 @@
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from spizoo.beam_pipelines import generate
+from spizoo.experiment import load
+from spizoo.models import training
+
+DATA = [
+    "dataset.patterns=160",
+    "sim.patterns_per_model=8",
+    "sim.detector.pixels=[32,32]",
+    "dataset.shards={train: 2, validation: 1, test: 1}",
+    "dataset.splits={train: 0.7, validation: 0.15, test: 0.15}",
+    "data.crop=32",
+    "data.batch_size=16",
+]
+TRAIN = [*DATA, "train.mixed_precision=float32", "train.deterministic=true", "model.options={stack_blocks: [1, 1]}"]
+IN_MEMORY = ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "ds"
+    generate.run(load("configs/quickstart.yaml", DATA), out, IN_MEMORY)
+    return out
+
+
+def test_a_run_directory_holds_everything_to_reproduce_and_resume(data_dir, tmp_path):
+    config = load("configs/quickstart.yaml", [*TRAIN, "train.epochs=2"])
+    summary = training.train(config, data_dir, tmp_path / "run")
+    run = tmp_path / "run"
+    for name in (
+        "config.yaml",
+        "dataset_info.json",
+        "train_mean.npy",
+        "best.keras",
+        "last.keras",
+        "history.csv",
+        "training.json",
+    ):
+        assert (run / name).exists(), name
+    assert (run / "backup" / "training_metadata.json").exists() and list((run / "logs").iterdir())
+    assert load(run / "config.yaml") == config
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [0, 1] and "val_accuracy" in rows[0]
+    assert summary["policy"] == "float32" and 0 <= summary["final"]["accuracy"] <= 1
+    model = keras.saving.load_model(run / "last.keras")
+    mean = np.load(data_dir / "train_mean.npy")
+    np.testing.assert_allclose(model.get_layer("standardize").mean.numpy()[..., 0], mean)  # normalisation in the graph
+    # The same command with more epochs continues from the backup.
+    more = training.train(load("configs/quickstart.yaml", [*TRAIN, "train.epochs=3"]), data_dir, run)
+    assert more["resumed_from_epoch"] == 2
+    assert [int(r["epoch"]) for r in csv.DictReader((run / "history.csv").open())] == [0, 1, 2]
+
+
+def test_precision_and_strategy_choices():
+    assert training.resolve_precision("float32") == "float32"
+    assert training.resolve_precision("auto") == ("mixed_bfloat16" if training.cpu_has_bf16() else "float32")
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        os.environ.pop("TF_CONFIG", None)
+        training.make_strategy("multi_worker")
+    with pytest.raises(ValueError, match="mixed_precision must be one of"):
+        training.TrainConfig(mixed_precision="half")
+
+
+def test_missing_split_is_a_clear_error(data_dir, tmp_path):
+    config = load("configs/quickstart.yaml", [*TRAIN, "train.validation_split=holdout"])
+    with pytest.raises(ValueError, match="no examples in split 'holdout'"):
+        training.train(config, data_dir, tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_sigkill_mid_training_then_the_same_command_ends_where_an_uninterrupted_run_ends(data_dir, tmp_path):
+    sets = []
+    for item in [*TRAIN, "train.epochs=5"]:
+        sets += ["--set", item]
+    cmd = [sys.executable, "-m", "spizoo.cli", "train", "configs/quickstart.yaml", "--data", str(data_dir), *sets]
+    subprocess.run([*cmd, "--out", str(tmp_path / "ref")], check=True, capture_output=True)
+
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(tmp_path / "run")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    meta = tmp_path / "run" / "backup" / "training_metadata.json"
+    deadline = time.monotonic() + 300
+    while (
+        proc.poll() is None and time.monotonic() < deadline and not (meta.exists() and '"epoch": 2' in meta.read_text())
+    ):
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the third epoch
+    assert proc.poll() is None, "training finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    subprocess.run([*cmd, "--out", str(tmp_path / "run")], check=True, capture_output=True)
+    ref = keras.saving.load_model(tmp_path / "ref" / "last.keras")
+    resumed = keras.saving.load_model(tmp_path / "run" / "last.keras")
+    for a, b in zip(ref.weights, resumed.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
