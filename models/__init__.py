@@ -1,10 +1,14 @@
 """Keras 3 models registered by name, and their training.
 
-Importing this package registers the custom layers, so ``keras.saving.load_model("run/best.keras")``
-works after ``import spizoo.models``.
+Saved models hold spizoo layers: load them with :func:`load_model` (or ``import spizoo.models.resnet``
+before ``keras.saving.load_model``). Importing this package itself loads no TensorFlow.
 """
 
-from spizoo.models import resnet  # noqa: F401 - registers the serializable classes
-from spizoo.models.registry import build, names
 
-__all__ = ["build", "names"]
+def load_model(path):
+    """Loads a ``.keras`` file saved by spizoo (registers spizoo's layers first)."""
+    import keras
+
+    from spizoo.models import resnet  # noqa: F401 - registers the serializable classes
+
+    return keras.saving.load_model(path)

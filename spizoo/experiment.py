@@ -9,7 +9,7 @@ from pathlib import Path
 from spizoo.beam_pipelines.config import DatasetConfig
 from spizoo.config import load_config
 from spizoo.data.pipeline import DataConfig
-from spizoo.models.training import ModelConfig, TrainConfig
+from spizoo.models.config import ModelConfig, TrainConfig
 from spizoo.sim.augment import AugmentPolicy
 from spizoo.sim.spi import SpiConfig
 from spizoo.sim.wideangle import MsftConfig

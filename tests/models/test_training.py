@@ -11,7 +11,7 @@ import pytest
 
 from spizoo.beam_pipelines import generate
 from spizoo.experiment import load
-from spizoo.models import training
+from spizoo.models import load_model, training
 
 DATA = [
     "dataset.patterns=160",
@@ -52,7 +52,7 @@ def test_a_run_directory_holds_everything_to_reproduce_and_resume(data_dir, tmp_
     rows = list(csv.DictReader((run / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [0, 1] and "val_accuracy" in rows[0]
     assert summary["policy"] == "float32" and 0 <= summary["final"]["accuracy"] <= 1
-    model = keras.saving.load_model(run / "last.keras")
+    model = load_model(run / "last.keras")
     mean = np.load(data_dir / "train_mean.npy")
     np.testing.assert_allclose(model.get_layer("standardize").mean.numpy()[..., 0], mean)  # normalisation in the graph
     # The same command with more epochs continues from the backup.
