@@ -42,7 +42,8 @@ class DataConfig:
         batch_size, shuffle_buffer, cycle_length: batching, example shuffle buffer, files read at once.
         flip: random horizontal and vertical flips when training.
         deterministic: same order on every run (slower); otherwise order may vary between runs.
-        skip_corrupt: cut corrupt files at the bad record with a warning instead of failing.
+        skip_corrupt: leave out files of the wrong size and cut files at a bad record, with a warning,
+            instead of failing.
     """
 
     crop: int = 128
@@ -99,7 +100,8 @@ def _files(file_pattern: str) -> list[str]:
     return files
 
 
-def _crop_array(array: np.ndarray, size: int) -> np.ndarray:
+def centre_crop(array: np.ndarray, size: int) -> np.ndarray:
+    """The central ``size`` × ``size`` pixels of a 2D array (seed 000 §4.1)."""
     h, w = array.shape
     top, left = (h - size) // 2, (w - size) // 2
     return array[top : top + size, left : left + size]
@@ -126,8 +128,8 @@ def preprocess(images, cfg: DataConfig, info: dict | None):
     if cfg.normalize == "dataset":
         if info is None or info.get("mean_image") is None:
             raise ValueError("normalize: dataset needs the training statistics of dataset_info.json")
-        mean = _crop_array(info["mean_image"], size).astype(np.float32)
-        std = _crop_array(info["std_image"], size).astype(np.float32)
+        mean = centre_crop(info["mean_image"], size).astype(np.float32)
+        std = centre_crop(info["std_image"], size).astype(np.float32)
         x = (x - mean) / np.maximum(std, 1e-6)
     elif cfg.normalize == "log":
         x = tf.math.log(1.0 + tf.maximum(x, 0.0)) / np.log(10.0)

@@ -38,4 +38,4 @@ def build(name: str, **kwargs):
 
 
 def _load() -> None:
-    from spizoo.models import resnet  # noqa: F401 - registers on import
+    from spizoo.models import resnet, vgg  # noqa: F401 - register on import

@@ -92,11 +92,6 @@ def reseed_callback(seed: int):
     return Reseed()
 
 
-def _crop(array: np.ndarray, size: int) -> np.ndarray:
-    h, w = array.shape
-    return array[(h - size) // 2 : (h - size) // 2 + size, (w - size) // 2 : (w - size) // 2 + size]
-
-
 def resume_epoch(run_dir: Path) -> int:
     """The epoch a rerun starts from: the one after the last backed-up epoch (0 for a new run)."""
     meta = run_dir / "backup" / "training_metadata.json"
@@ -113,7 +108,7 @@ def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
     import keras
     import tensorflow as tf
 
-    from spizoo.data.pipeline import load_dataset_info, make_dataset, steps_per_epoch
+    from spizoo.data.pipeline import centre_crop, load_dataset_info, make_dataset, steps_per_epoch
     from spizoo.models import registry
 
     data_dir, run_dir = Path(data_dir), Path(run_dir)
@@ -144,13 +139,14 @@ def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
         )
         if in_graph:
             model.get_layer("standardize").set_statistics(
-                _crop(info["mean_image"], crop), _crop(info["std_image"], crop)
+                centre_crop(info["mean_image"], crop), centre_crop(info["std_image"], crop)
             )
         regression = model.get_config().get("head_activation") == "tanh"
         model.compile(
             optimizer=keras.optimizers.Adam(tc.learning_rate),
             loss="mse" if regression else "sparse_categorical_crossentropy",
             metrics=relative_error_metrics() if regression else ["accuracy"],
+            jit_compile=False,  # XLA made ResNet-34 training ten times slower on this CPU (benchmarks/train_step.py)
         )
 
     first = resume_epoch(run_dir)

@@ -1,0 +1,32 @@
+import keras
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from spizoo.models import registry
+from spizoo.models.vgg import fold_logistic_regression
+
+
+def test_folded_logistic_regression_equals_sklearn_probabilities():
+    rng = np.random.default_rng(0)
+    inputs = keras.Input((6,))
+    features = keras.Model(inputs, keras.layers.Dense(10, name="f")(inputs), name="toy_features")
+    x = rng.normal(size=(200, 6)).astype(np.float32)
+    f = features(x).numpy()
+    y = (f[:, 0] + 0.3 * rng.normal(size=200) > 0).astype(int)
+    clf = LogisticRegression(C=1.0).fit(f, y)
+    folded = fold_logistic_regression(features, clf)
+    np.testing.assert_allclose(folded(x).numpy(), clf.predict_proba(f)[:, 1], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="coefficients of shape"):
+        fold_logistic_regression(features, LogisticRegression().fit(f[:, :3], y))
+
+
+def test_vgg16_features_are_fc1_and_fc2_frozen_and_never_downloaded(tmp_path):
+    model = registry.build("vgg16_features", weights=None)
+    assert model.output.shape[-1] == 8192 and not model.trainable_weights
+    out = model(np.zeros((1, 224, 224, 3), np.float32)).numpy()
+    assert out.shape == (1, 8192) and (out >= 0).all()  # both fc layers end in ReLU
+    with pytest.raises(FileNotFoundError, match="never downloads"):
+        registry.build("vgg16_features", weights=str(tmp_path / "missing.h5"))
+    with pytest.raises(ValueError, match="224x224x3"):
+        registry.build("vgg16_features", input_shape=(128, 128, 1))
