@@ -5,16 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from spizoo.data.cxi import read_extras, read_frame  # noqa: E402
-from spizoo.experiment import Config  # noqa: E402
-from spizoo.sim import icosahedral  # noqa: E402
-from spizoo.sim.forward_fit import fit_pattern, model_image  # noqa: E402
-from spizoo.sim.wideangle import MsftConfig  # noqa: E402
+from spizoo.data.cxi import read_extras, read_frame
+from spizoo.experiment import Config
+from spizoo.plots import fit_report
+from spizoo.sim import icosahedral
+from spizoo.sim.forward_fit import fit_pattern, model_image
+from spizoo.sim.wideangle import MsftConfig
 
 
 def run(config: Config, cxi: str | Path, index: int, out: str | Path, *, starts: int, iterations: int) -> dict:
@@ -51,29 +47,8 @@ def run(config: Config, cxi: str | Path, index: int, out: str | Path, *, starts:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"fit_{index}.json").write_text(json.dumps(report, indent=2))
-    _plot(image, model_image(config.sim, result.quaternion, result.radius_nm), result, curve, out / f"fit_{index}.png")
+    fit_report(
+        image, model_image(config.sim, result.quaternion, result.radius_nm), result, curve, out / f"fit_{index}.png"
+    )
     report["outputs"] = [str(out / f"fit_{index}.json"), str(out / f"fit_{index}.png")]
     return report
-
-
-def _plot(image, fitted, result, curve, path: Path) -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
-    axes[0].imshow(image, cmap="magma")
-    axes[0].set_title("pattern")
-    axes[1].imshow(fitted, cmap="magma")
-    axes[1].set_title(f"best fit: R = {result.radius_nm:.1f} nm")
-    for ax in axes[:2]:
-        ax.axis("off")
-    if curve:
-        n, e = zip(*curve, strict=True)
-        axes[2].semilogy(n, e, marker=".")
-        axes[2].set_ylabel("mean relative error of best fit")
-    else:
-        n, loss = zip(*[(h[0], h[1]) for h in result.history], strict=True)
-        axes[2].semilogy(n, loss, marker=".")
-        axes[2].set_ylabel("best loss")
-    axes[2].set_xlabel("forward simulations")
-    axes[2].grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -1,4 +1,4 @@
-"""Figures a person looks at: contact sheets of diffraction patterns."""
+"""Figures a person looks at: contact sheets of diffraction patterns, forward-fit reports."""
 
 from __future__ import annotations
 
@@ -36,3 +36,27 @@ def contact_sheet(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def fit_report(image, fitted, result, curve, path: Path) -> None:
+    """PNG of a forward fit: the pattern, the best fit, and the error (or loss) against forward simulations."""
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+    axes[0].imshow(image, cmap="magma")
+    axes[0].set_title("pattern")
+    axes[1].imshow(fitted, cmap="magma")
+    axes[1].set_title(f"best fit: R = {result.radius_nm:.1f} nm")
+    for ax in axes[:2]:
+        ax.axis("off")
+    if curve:
+        n, e = zip(*curve, strict=True)
+        axes[2].semilogy(n, e, marker=".")
+        axes[2].set_ylabel("mean relative error of best fit")
+    else:
+        n, loss = zip(*[(h[0], h[1]) for h in result.history], strict=True)
+        axes[2].semilogy(n, loss, marker=".")
+        axes[2].set_ylabel("best loss")
+    axes[2].set_xlabel("forward simulations")
+    axes[2].grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
