@@ -294,7 +294,7 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
     options = PipelineOptions(beam_args)
     if not options.view_as(StandardOptions).runner:
         defaults = ["--runner=DirectRunner", "--direct_running_mode=multi_processing"]
-        defaults.append(f"--direct_num_workers={os.cpu_count() or 1}")
+        defaults += [f"--direct_num_workers={os.cpu_count() or 1}", "--default_sdk_harness_log_level=WARNING"]
         options = PipelineOptions(defaults + list(beam_args))
     return options
 
