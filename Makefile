@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(VENV)/bin/spizoo generate configs/quickstart.yaml --out $(DEMO_OUT)/dataset --overwrite
 	rm -rf $(DEMO_OUT)/run
 	$(VENV)/bin/spizoo train configs/quickstart.yaml --data $(DEMO_OUT)/dataset --out $(DEMO_OUT)/run
+	$(VENV)/bin/spizoo evaluate $(DEMO_OUT)/run --data '$(DEMO_OUT)/dataset/*-test.tfrecord-*' 
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

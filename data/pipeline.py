@@ -93,7 +93,8 @@ def load_dataset_info(directory: str | Path) -> dict:
     return info
 
 
-def _files(file_pattern: str) -> list[str]:
+def match_files(file_pattern: str) -> list[str]:
+    """The sorted files matching a glob; none is an error naming the pattern."""
     files = sorted(glob.glob(file_pattern))
     if not files:
         raise FileNotFoundError(f"no files match {file_pattern!r}")
@@ -215,7 +216,7 @@ def make_dataset(
     """
     import tensorflow as tf
 
-    files = _files(file_pattern)
+    files = match_files(file_pattern)
     if info is None:
         info = load_dataset_info(os.path.dirname(files[0]) or ".")
     files = _check_files(files, info, cfg.skip_corrupt)
@@ -240,7 +241,7 @@ def steps_per_epoch(file_pattern: str, cfg: DataConfig, info: dict) -> int:
     counts: dict[str, int] = {}
     for split in info.get("splits", {}).values():
         counts.update(split.get("files", {}))
-    return sum(counts.get(os.path.basename(f), 0) for f in _files(file_pattern)) // cfg.batch_size
+    return sum(counts.get(os.path.basename(f), 0) for f in match_files(file_pattern)) // cfg.batch_size
 
 
 def _pipeline(files, sizes, cfg: DataConfig, info: dict, *, training: bool, seed: int, epoch):

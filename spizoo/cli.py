@@ -63,6 +63,14 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from spizoo.models import evaluation
+
+    report = evaluation.evaluate(args.run_dir, args.data, target_fpr=args.target_fpr)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spizoo", description="XFEL single-particle-imaging model zoo and data layer."
@@ -174,6 +182,27 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="run directory (reused to resume)")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     tr.set_defaults(func=_train)
+
+    ev = verbs.add_parser(
+        "evaluate",
+        help="evaluate a trained run on a dataset split: JSON report and plots",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent(
+            """\
+            Evaluate RUN_DIR/best.keras on the records matching DATA into RUN_DIR/evaluation/: report.json
+            (classifiers: accuracy, confusion matrix, good/bad table, false-negative and false-positive
+            rates per particle geometry, the single-hit threshold for --target-fpr; regressors: mean and
+            maximum relative errors) and PNGs (confusion matrix or error histograms, training curves).
+
+            example:
+              spizoo evaluate out/quick_run --data 'out/quick_ds/*-test.tfrecord-*' --target-fpr 0.01
+            """
+        ),
+    )
+    ev.add_argument("run_dir", help="run directory made by spizoo train")
+    ev.add_argument("--data", required=True, help="glob of TFRecord shards, e.g. 'DIR/*-test.tfrecord-*'")
+    ev.add_argument("--target-fpr", type=float, default=0.01, help="false-positive rate for the single-hit threshold")
+    ev.set_defaults(func=_evaluate)
     return parser
 
 

@@ -60,3 +60,50 @@ def fit_report(image, fitted, result, curve, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def confusion_matrix(counts: np.ndarray, names: Sequence[str], path: Path) -> None:
+    """PNG of a confusion matrix (rows: true class, columns: predicted), counts in the cells."""
+    fig, ax = plt.subplots(figsize=(4.2, 3.8))
+    ax.imshow(counts, cmap="Blues")
+    for (i, j), n in np.ndenumerate(counts):
+        ax.text(j, i, str(n), ha="center", va="center", fontsize=8, color="black" if n < counts.max() / 2 else "white")
+    ax.set_xticks(range(len(names)), names)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted particles")
+    ax.set_ylabel("true particles")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def training_curves(rows: Sequence[dict], path: Path) -> None:
+    """PNG of loss and the other metrics per epoch, training and validation (seed 000 fig. 8)."""
+    epochs = [int(r["epoch"]) for r in rows]
+    metrics = [k for k in rows[0] if k != "epoch" and not k.startswith("val_")]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], metrics, strict=True):
+        ax.plot(epochs, [float(r[name]) for r in rows], label="training")
+        if f"val_{name}" in rows[0]:
+            ax.plot(epochs, [float(r[f"val_{name}"]) for r in rows], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def error_histograms(mean: np.ndarray, worst: np.ndarray, path: Path) -> None:
+    """PNG of the per-pattern mean and maximum relative errors (seed 001 fig. 4a)."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    bins = np.linspace(0, max(float(worst.max()), 1e-6), 40)
+    ax.hist(mean, bins=bins, alpha=0.7, label="mean relative error")
+    ax.hist(worst, bins=bins, alpha=0.7, label="maximum relative error")
+    ax.set_xlabel("relative error")
+    ax.set_ylabel("patterns")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

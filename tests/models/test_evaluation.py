@@ -1,0 +1,80 @@
+import json
+
+import numpy as np
+import pytest
+
+from spizoo import cli
+from spizoo.beam_pipelines import generate
+from spizoo.experiment import load
+from spizoo.models import evaluation, training
+
+DATA = [
+    "dataset.patterns=160",
+    "sim.patterns_per_model=8",
+    "sim.detector.pixels=[32,32]",
+    "dataset.shards={train: 2, validation: 1, test: 1}",
+    "dataset.splits={train: 0.6, validation: 0.2, test: 0.2}",
+    "data.crop=32",
+    "data.batch_size=16",
+]
+
+
+def test_operating_point_keeps_false_positives_at_or_below_target():
+    rng = np.random.default_rng(0)
+    single = rng.random(1000) < 0.5
+    scores = np.clip(np.where(single, 0.7, 0.3) + 0.2 * rng.normal(size=1000), 0, 1)
+    op = evaluation.operating_point(scores, single, 0.05)
+    assert op["false_positive_rate"] <= 0.05
+    lower = scores[scores < op["threshold"]].max()  # the next threshold down would break the target
+    assert (scores[~single] >= lower).mean() > 0.05
+    assert 0.4 < op["true_positive_rate"] < 1
+    assert evaluation.operating_point(scores, single, 0.0)["false_positive_rate"] == 0.0
+
+
+def test_classifier_report_tables_add_up():
+    labels = np.array([0, 1, 1, 2, 3, 4, 1, 1])
+    probs = np.eye(5)[[0, 1, 2, 2, 3, 1, 1, 0]] * 0.9 + 0.02
+    shapes = np.array(["ico", "ico", "soccer", "ico", "soccer", "ico", "soccer", "ico"])
+    r = evaluation.classifier_report(probs, labels, shapes, 0.5)
+    assert r["accuracy"] == pytest.approx(5 / 8)
+    assert np.array(r["confusion_matrix"]["counts"]).sum() == 8
+    assert r["good_bad"] == {"good_good": 2, "bad_bad": 3, "good_bad": 2, "bad_good": 1}
+    assert r["per_geometry"]["ico"]["false_negative_rate"] == pytest.approx(1 / 2)  # ico singles: 1 and 7
+    assert r["per_geometry"]["ico"]["false_positive_rate"] == pytest.approx(1 / 3)  # ico 4+ called single
+
+
+def test_regressor_errors_are_appendix_c_on_the_scaled_targets():
+    t = np.zeros((4, 5))
+    p = t.copy()
+    p[0, 2] = 0.2  # a tenth of a parameter's [-1, 1] range
+    r = evaluation.regressor_report(p, t)
+    assert r["max_relative_error"]["mean"] == pytest.approx(0.1 / 4)
+    assert r["mean_relative_error"]["mean"] == pytest.approx(0.02 / 4)
+
+
+def test_evaluate_a_trained_run(tmp_path, capsys):
+    data = tmp_path / "ds"
+    generate.run(
+        load("configs/quickstart.yaml", DATA), data, ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
+    )
+    run = tmp_path / "run"
+    training.train(
+        load("configs/quickstart.yaml", [*DATA, "train.epochs=1", "train.mixed_precision=float32"]), data, run
+    )
+    pattern = str(data / "*-test.tfrecord-*")
+    assert cli.main(["evaluate", str(run), "--data", pattern, "--target-fpr", "0.1"]) == 0
+    report = json.loads((run / "evaluation" / "report.json").read_text())
+    n = json.loads((data / "dataset_info.json").read_text())["splits"]["test"]["examples"]
+    assert (
+        report["patterns"]
+        == n
+        == np.array(report["confusion_matrix"]["counts"]).sum()
+        == sum(report["good_bad"].values())
+    )
+    assert set(report["per_geometry"]) <= {"icosahedron", "soccer"}
+    assert report["operating_point"]["false_positive_rate"] <= 0.1
+    for png in ("confusion_matrix.png", "training_curves.png"):
+        assert (run / "evaluation" / png).stat().st_size > 5000
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(tmp_path / "nothing"), "--data", pattern]) == 2
+    assert "no best.keras" in capsys.readouterr().err
