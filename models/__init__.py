@@ -1,14 +1,15 @@
 """Keras 3 models registered by name, and their training.
 
-Saved models hold spizoo layers: load them with :func:`load_model` (or ``import spizoo.models.resnet``
-before ``keras.saving.load_model``). Importing this package itself loads no TensorFlow.
+Saved models hold spizoo layers and metrics: load them with :func:`load_model` (or import
+``spizoo.models.resnet`` and ``spizoo.models.metrics`` before ``keras.saving.load_model``).
+Importing this package itself loads no TensorFlow.
 """
 
 
 def load_model(path):
-    """Loads a ``.keras`` file saved by spizoo (registers spizoo's layers first)."""
+    """Loads a ``.keras`` file saved by spizoo (registers spizoo's layers and metrics first)."""
     import keras
 
-    from spizoo.models import resnet  # noqa: F401 - registers the serializable classes
+    from spizoo.models import metrics, resnet  # noqa: F401 - register the serializable classes
 
     return keras.saving.load_model(path)

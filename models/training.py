@@ -55,23 +55,6 @@ def make_strategy(name: str):
     return tf.distribute.get_strategy()
 
 
-def relative_error_metrics():
-    """Seed 001 appendix C on targets scaled to [-1, 1] (each range spans 2): the mean and the maximum of
-    the five relative errors, averaged over patterns."""
-    import keras
-
-    def mean_relative_error(y_true, y_pred):
-        return keras.ops.mean(keras.ops.abs(y_pred - y_true) / 2.0, axis=-1)
-
-    def max_relative_error(y_true, y_pred):
-        return keras.ops.max(keras.ops.abs(y_pred - y_true) / 2.0, axis=-1)
-
-    return [
-        keras.metrics.MeanMetricWrapper(mean_relative_error, name="mean_relative_error"),
-        keras.metrics.MeanMetricWrapper(max_relative_error, name="max_relative_error"),
-    ]
-
-
 def reseed_callback(seed: int):
     """A callback that sets every random layer's seed state from (seed, epoch, layer) at each epoch's start.
 
@@ -110,6 +93,7 @@ def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
 
     from spizoo.data.pipeline import centre_crop, load_dataset_info, make_dataset, steps_per_epoch
     from spizoo.models import registry
+    from spizoo.models.metrics import relative_error_metrics
 
     data_dir, run_dir = Path(data_dir), Path(run_dir)
     info = load_dataset_info(data_dir)

@@ -78,3 +78,21 @@ def test_evaluate_a_trained_run(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["evaluate", str(tmp_path / "nothing"), "--data", pattern]) == 2
     assert "no best.keras" in capsys.readouterr().err
+
+
+def test_train_and_evaluate_the_regressor_end_to_end(tmp_path):
+    overrides = [
+        "dataset.patterns=60",
+        "dataset.unit_size=6",
+        "sim.columns=32",
+        "sim.detector.pixels=[32,32]",
+        "data.crop=32",
+    ]
+    config = load("configs/quickstart_msft.yaml", [*overrides, "train.epochs=1", "train.mixed_precision=float32"])
+    data = tmp_path / "ds"
+    generate.run(config, data, ["--runner=DirectRunner", "--direct_running_mode=in_memory"])
+    summary = training.train(config, data, tmp_path / "run")
+    assert {"mean_relative_error", "max_relative_error", "val_mean_relative_error"} <= set(summary["final"])
+    report = evaluation.evaluate(tmp_path / "run", str(data / "*-test.tfrecord-*"))
+    assert 0 <= report["mean_relative_error"]["mean"] <= report["max_relative_error"]["mean"] <= 1
+    assert (tmp_path / "run" / "evaluation" / "relative_errors.png").exists()
