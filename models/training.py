@@ -91,9 +91,7 @@ def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
     import keras
     import tensorflow as tf
 
-    from spizoo.data.pipeline import centre_crop, load_dataset_info, make_dataset, steps_per_epoch
-    from spizoo.models import registry
-    from spizoo.models.metrics import relative_error_metrics
+    from spizoo.data.pipeline import load_dataset_info
 
     data_dir, run_dir = Path(data_dir), Path(run_dir)
     info = load_dataset_info(data_dir)
@@ -107,11 +105,32 @@ def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
         if (data_dir / name).exists():
             shutil.copy(data_dir / name, run_dir / name)
 
+    first = resume_epoch(run_dir)
+    if first >= tc.epochs:  # finished (perhaps killed between its last backup and training.json)
+        print(f"{run_dir} has already trained {first} of {tc.epochs} epochs; raise train.epochs to continue")
+        done = run_dir / "training.json"
+        return json.loads(done.read_text()) if done.exists() else {"epochs": tc.epochs, "resumed_from_epoch": first}
+
     keras.utils.set_random_seed(config.seed)
     if tc.deterministic:
         tf.config.experimental.enable_op_determinism()
     policy = resolve_precision(tc.mixed_precision)
+    previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
+    try:
+        return _fit(config, info, data_dir, run_dir, first, policy)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _fit(config, info: dict, data_dir: Path, run_dir: Path, first: int, policy: str) -> dict:
+    import keras
+
+    from spizoo.data.pipeline import centre_crop, make_dataset, steps_per_epoch
+    from spizoo.models import registry
+    from spizoo.models.metrics import relative_error_metrics
+
+    tc = config.train
     strategy = make_strategy(tc.strategy)
 
     crop = config.data.crop
@@ -133,7 +152,6 @@ def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
             jit_compile=False,  # XLA made ResNet-34 training ten times slower on this CPU (benchmarks/train_step.py)
         )
 
-    first = resume_epoch(run_dir)
     train_pattern = str(data_dir / f"*-{tc.train_split}.tfrecord-*")
     train_ds = make_dataset(
         train_pattern, data_cfg, training=True, seed=config.seed, info=info, epochs=(first, tc.epochs)

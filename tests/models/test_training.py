@@ -59,6 +59,10 @@ def test_a_run_directory_holds_everything_to_reproduce_and_resume(data_dir, tmp_
     more = training.train(load("configs/quickstart.yaml", [*TRAIN, "train.epochs=3"]), data_dir, run)
     assert more["resumed_from_epoch"] == 2
     assert [int(r["epoch"]) for r in csv.DictReader((run / "history.csv").open())] == [0, 1, 2]
+    # Run again once finished: nothing to do, the summary comes back.
+    again = training.train(load("configs/quickstart.yaml", [*TRAIN, "train.epochs=3"]), data_dir, run)
+    assert again["resumed_from_epoch"] == 2 and again["epochs"] == 3
+    assert keras.mixed_precision.global_policy().name == "float32"  # the global policy is left as found
 
 
 def test_precision_and_strategy_choices():
