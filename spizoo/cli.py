@@ -215,6 +215,16 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError, FileExistsError, FileNotFoundError) as err:
         print(f"spizoo {args.verb}: error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        if not type(err).__module__.startswith("tensorflow"):
+            raise
+        # A TensorFlow runtime error (e.g. a shard failing its checksum): its message, not a graph traceback.
+        lines = [ln.strip() for ln in getattr(err, "message", str(err)).splitlines()]
+        lines = [
+            ln for ln in lines if ln and not ln.startswith(("[[", "{{", "Detected at node", "File ", "Graph execution"))
+        ]
+        print(f"spizoo {args.verb}: error: {lines[-1] if lines else type(err).__name__}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -107,3 +107,21 @@ def test_sigkill_mid_training_then_the_same_command_ends_where_an_uninterrupted_
     resumed = keras.saving.load_model(tmp_path / "run" / "last.keras")
     for a, b in zip(ref.weights, resumed.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_a_corrupt_shard_during_training_is_a_one_line_error(data_dir, tmp_path, capsys):
+    import shutil
+
+    from spizoo import cli
+
+    broken = tmp_path / "ds"
+    shutil.copytree(data_dir, broken)
+    shard = sorted(broken.glob("*-train.tfrecord-*"))[0]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, a bad checksum
+    shard.write_bytes(bytes(data))
+    sets = [item for t in [*TRAIN, "train.epochs=1"] for item in ("--set", t)]
+    code = cli.main(["train", "configs/quickstart.yaml", "--data", str(broken), "--out", str(tmp_path / "run"), *sets])
+    err = capsys.readouterr().err
+    assert code == 2 and "spizoo train: error:" in err and "expected to contain" in err
+    assert "Traceback" not in err
