@@ -71,6 +71,22 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verb(verbs, name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows ``description`` (with its example) as written."""
+    return verbs.add_parser(
+        name,
+        help=help_text,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent(description),
+    )
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spizoo", description="XFEL single-particle-imaging model zoo and data layer."
@@ -78,12 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spizoo {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    sim = verbs.add_parser(
+    sim = _verb(
+        verbs,
         "simulate",
-        help="simulate diffraction patterns into a CXI file with a PNG contact sheet",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.dedent(
-            """\
+        "simulate diffraction patterns into a CXI file with a PNG contact sheet",
+        """\
             Simulate patterns 0..N-1 of a config into OUT/patterns.cxi (CXI layout, SI units, labels and
             parameters under /entry_1/spizoo), OUT/contact_sheet.png and OUT/config.yaml (resolved config).
 
@@ -94,8 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
               spizoo simulate configs/quickstart.yaml -n 64 --out out/sim
               spizoo simulate configs/sim_msft.yaml -n 32 --out out/msft --augment
               spizoo simulate configs/sim_spi.yaml -n 1000 --out out/spi --set sim.detector.distance_m=[0.4,0.5]
-            """
-        ),
+            """,
     )
     sim.add_argument("config", help="YAML config file")
     sim.add_argument("-n", type=int, default=64, help="number of patterns (default 64)")
@@ -109,12 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--augment", action="store_true", help="also write OUT/augment.png (the augmentation filters)")
     sim.set_defaults(func=_simulate)
 
-    fit = verbs.add_parser(
+    fit = _verb(
+        verbs,
         "fit-pattern",
-        help="reconstruct orientation and size of one MSFT pattern by Monte-Carlo simplex (the baseline)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.dedent(
-            """\
+        "reconstruct orientation and size of one MSFT pattern by Monte-Carlo simplex (the baseline)",
+        """\
             Fit (orientation, radius) of frame INDEX of a CXI file made with a kind: msft config, by Nelder-Mead
             from STARTS random points, ITERATIONS steps each, every step running the forward simulator
             (seed 001 section 3). Writes OUT/fit_INDEX.json (parameters, errors against the stored truth if
@@ -123,8 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
             example:
               spizoo simulate configs/sim_msft.yaml -n 4 --out out/msft
               spizoo fit-pattern configs/sim_msft.yaml out/msft/patterns.cxi --index 2 --out out/fit
-            """
-        ),
+            """,
     )
     fit.add_argument("config", help="YAML config with sim.kind: msft (the forward model)")
     fit.add_argument("cxi", help="CXI file holding the pattern")
@@ -132,15 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--starts", type=int, default=50, help="random starting points (default 50)")
     fit.add_argument("--iterations", type=int, default=50, help="simplex iterations per start (default 50)")
     fit.add_argument("--out", required=True, help="output directory")
-    fit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    _add_set(fit)
     fit.set_defaults(func=_fit_pattern)
 
-    gen = verbs.add_parser(
+    gen = _verb(
+        verbs,
         "generate",
-        help="generate a sharded TFRecord dataset with Apache Beam",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.dedent(
-            """\
+        "generate a sharded TFRecord dataset with Apache Beam",
+        """\
             Simulate dataset.patterns patterns of CONFIG, augment the splits in dataset.augment_splits, and
             write OUT/NAME-SPLIT.tfrecord-00000-of-00016 shards with OUT/dataset_info.json (splits, class
             counts, schema, resolved config) and OUT/train_mean.npy, train_std.npy (per-pixel statistics).
@@ -152,21 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
               spizoo generate configs/data_spi_hits.yaml --out out/spi_hits --set dataset.patterns=2000
               spizoo generate configs/data_msft.yaml --out gs://bucket/msft --runner DataflowRunner \\
                   --project P --region R --temp_location gs://bucket/tmp
-            """
-        ),
+            """,
     )
     gen.add_argument("config", help="YAML config with sim, augment and dataset sections")
     gen.add_argument("--out", required=True, help="output directory")
-    gen.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    _add_set(gen)
     gen.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     gen.set_defaults(func=_generate, passes_unknown=True)
 
-    tr = verbs.add_parser(
+    tr = _verb(
+        verbs,
         "train",
-        help="train a registered model on a generated dataset",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.dedent(
-            """\
+        "train a registered model on a generated dataset",
+        """\
             Fit config.model on DATA's training split, validating on its validation split, into OUT:
             config.yaml, dataset statistics, backup/ (the same command after a crash resumes from the last
             finished epoch), best.keras, last.keras, history.csv, logs/ (TensorBoard), training.json.
@@ -174,21 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
             example:
               spizoo generate configs/quickstart.yaml --out out/quick_ds
               spizoo train configs/quickstart.yaml --data out/quick_ds --out out/quick_run
-            """
-        ),
+            """,
     )
     tr.add_argument("config", help="YAML config with model, train and data sections")
     tr.add_argument("--data", required=True, help="dataset directory made by spizoo generate")
     tr.add_argument("--out", required=True, help="run directory (reused to resume)")
-    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    _add_set(tr)
     tr.set_defaults(func=_train)
 
-    ev = verbs.add_parser(
+    ev = _verb(
+        verbs,
         "evaluate",
-        help="evaluate a trained run on a dataset split: JSON report and plots",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.dedent(
-            """\
+        "evaluate a trained run on a dataset split: JSON report and plots",
+        """\
             Evaluate RUN_DIR/best.keras on the records matching DATA into RUN_DIR/evaluation/: report.json
             (classifiers: accuracy, confusion matrix, good/bad table, false-negative and false-positive
             rates per particle geometry, the single-hit threshold for --target-fpr; regressors: mean and
@@ -196,8 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 
             example:
               spizoo evaluate out/quick_run --data 'out/quick_ds/*-test.tfrecord-*' --target-fpr 0.01
-            """
-        ),
+            """,
     )
     ev.add_argument("run_dir", help="run directory made by spizoo train")
     ev.add_argument("--data", required=True, help="glob of TFRecord shards, e.g. 'DIR/*-test.tfrecord-*'")
