@@ -17,7 +17,7 @@ import numpy as np
 import scipy.optimize
 
 from spizoo.sim import icosahedral
-from spizoo.sim.wideangle import MsftConfig, render
+from spizoo.sim.wideangle import MsftConfig, log_scale, render
 
 
 @dataclasses.dataclass
@@ -44,7 +44,7 @@ class FitResult:
 def model_image(cfg: MsftConfig, quaternion_wxyz: np.ndarray, radius_nm: float) -> np.ndarray:
     """Noise-free log image of one orientation and size, on the scale of the stored patterns."""
     intensity = render(cfg, quaternion_wxyz, radius_nm)
-    return np.clip(np.log10(intensity / intensity.max()) / -np.log10(cfg.log_floor) + 1.0, 0.0, 1.0)
+    return log_scale(intensity / intensity.max(), log_floor=cfg.log_floor)
 
 
 def _quaternion(r: np.ndarray) -> np.ndarray:

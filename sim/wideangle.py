@@ -126,12 +126,17 @@ class MsftPattern:
         return icosahedral.encode_target(self.quaternion, self.radius_nm, radius_range_nm)
 
 
+def log_scale(relative: np.ndarray, *, log_floor: float) -> np.ndarray:
+    """``clip(log10(relative) / d + 1, 0, 1)`` with ``d = -log10(log_floor)``: the images' grey scale."""
+    with np.errstate(divide="ignore"):
+        return np.clip(np.log10(relative) / -np.log10(log_floor) + 1.0, 0.0, 1.0)
+
+
 def log_image(intensity: np.ndarray, *, log_floor: float, background: float, rng) -> np.ndarray:
-    """The stored image: ``clip(log10(I/I_max + noise)/d + 1, 0, 1)`` with ``noise ~ U(0, 2ν)``, float32."""
+    """The stored image: :func:`log_scale` of ``I/I_max + noise`` with ``noise ~ U(0, 2ν)``, float32."""
     rng = np.random.default_rng(rng)
-    decades = -np.log10(log_floor)
     rel = intensity / intensity.max() + rng.uniform(0.0, 2 * background, intensity.shape)
-    return np.clip(np.log10(rel) / decades + 1.0, 0.0, 1.0).astype(np.float32)
+    return log_scale(rel, log_floor=log_floor).astype(np.float32)
 
 
 def render(cfg: MsftConfig, quaternion_wxyz: np.ndarray, radius_nm: float) -> np.ndarray:
