@@ -34,10 +34,11 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 import spizoo
+from spizoo import sim
 from spizoo.beam_pipelines.config import DatasetConfig  # noqa: F401 - re-exported for users
 from spizoo.config import config_hash, to_dict
 from spizoo.data import schema, tfrecord
-from spizoo.sim import spi, wideangle
+from spizoo.sim import spi
 
 log = logging.getLogger(__name__)
 INFO_FILE = "dataset_info.json"
@@ -84,11 +85,7 @@ def unit_examples(config, unit: tuple[int, int, int], chash: str) -> tuple[list[
     augment = split in config.dataset.augment_splits
     examples, images = [], []
     classes: dict[int, int] = {}
-    if isinstance(config.sim, spi.SpiConfig):
-        patterns = spi.simulate(config.sim, config.seed, stop - start, start=start)
-    else:
-        patterns = wideangle.simulate(config.sim, config.seed, stop - start, start=start)
-    for offset, p in enumerate(patterns):
+    for offset, p in enumerate(sim.simulate(config.sim, config.seed, stop - start, start=start)):
         shot = offset
         if isinstance(p, spi.Pattern):
             label, target = p.label, None
@@ -96,12 +93,7 @@ def unit_examples(config, unit: tuple[int, int, int], chash: str) -> tuple[list[
             classes[label] = classes.get(label, 0) + 1
         else:
             label, target = -1, p.target(config.sim.circumradius_nm)
-            params = {
-                "quaternion": p.quaternion,
-                "radius_nm": p.radius_nm,
-                "background": p.background,
-                "index": p.index,
-            }
+            params = p.parameters()
         key = f"{chash}/{model_index}/{shot}"
         copies = [("none", p.image)]
         if augment:
@@ -269,7 +261,7 @@ class WriteStats(beam.DoFn):
 def build(pipeline: beam.Pipeline, config, root: str) -> None:
     """Adds the generation stages to ``pipeline``, writing under ``root``."""
     shard_keys = [((s, i), None) for s, n in config.dataset.shards.items() for i in range(n)]
-    sim = (
+    simulated = (
         pipeline
         | "Units" >> beam.Create(units(config))
         | "Spread" >> beam.Reshuffle()
@@ -277,12 +269,12 @@ def build(pipeline: beam.Pipeline, config, root: str) -> None:
     )
     every_shard = pipeline | "Shards" >> beam.Create(shard_keys)
     (
-        {"chunks": sim.chunks, "shard": every_shard}
+        {"chunks": simulated.chunks, "shard": every_shard}
         | "GroupByShard" >> beam.CoGroupByKey()
         | "WriteShards" >> beam.ParDo(WriteShard(config, root))
     )
     (
-        sim[SimulateUnit.STATS]
+        simulated[SimulateUnit.STATS]
         | "MergeStats" >> beam.CombineGlobally(MeanStd())
         | "WriteStats" >> beam.ParDo(WriteStats(root))
     )

@@ -121,6 +121,15 @@ class MsftPattern:
     index: int
     detector: Detector
 
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The labels and simulation parameters as arrays, for files and datasets."""
+        return {
+            "quaternion": self.quaternion.astype(np.float32),
+            "radius_nm": np.float32(self.radius_nm),
+            "background": np.float32(self.background),
+            "index": np.int64(self.index),
+        }
+
     def target(self, radius_range_nm: Range = icosahedral.RADIUS_RANGE_NM) -> np.ndarray:
         """The scaled regression target (q0, q1, q2, q3, radius) in [-1, 1] (seed 001 appendix C)."""
         return icosahedral.encode_target(self.quaternion, self.radius_nm, radius_range_nm)

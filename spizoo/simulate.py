@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from spizoo import sim
 from spizoo.config import dump_config
 from spizoo.data.cxi import CXIWriter
 from spizoo.experiment import Config
 from spizoo.plots import contact_sheet
-from spizoo.sim import spi, wideangle
+from spizoo.sim import spi
 
 CONTACT_SHEET_TILES = 64
 MSFT_CHUNK = 16  # MSFT patterns are independent; a task holds a few to amortise process overhead
@@ -29,8 +30,7 @@ def _chunks(config: Config, n: int) -> list[tuple[int, int]]:
 
 def _simulate_chunk(args: tuple[Config, int, int]) -> list:
     config, start, stop = args
-    module = spi if isinstance(config.sim, spi.SpiConfig) else wideangle
-    return list(module.simulate(config.sim, config.seed, stop - start, start=start))
+    return list(sim.simulate(config.sim, config.seed, stop - start, start=start))
 
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -81,13 +81,7 @@ def _record(config: Config, p) -> dict:
         "mask": np.zeros(p.image.shape, dtype=np.uint32),
         "detector": p.detector,
         "photon_energy_eV": config.sim.photon_energy_eV,
-        "extras": {
-            "index": np.int64(p.index),
-            "quaternion": p.quaternion.astype(np.float32),
-            "radius_nm": np.float32(p.radius_nm),
-            "target": p.target(config.sim.circumradius_nm).astype(np.float32),
-            "background": np.float32(p.background),
-        },
+        "extras": {**p.parameters(), "target": p.target(config.sim.circumradius_nm).astype(np.float32)},
         "title": f"R = {p.radius_nm:.0f} nm",
         "label": None,
     }
