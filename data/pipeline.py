@@ -227,13 +227,18 @@ def make_dataset(
     if unlisted:
         raise ValueError(f"{unlisted[0]} is not listed in the dataset's {INFO_FILE}; read only its own shard files")
     sizes = np.array([counts[os.path.basename(f)] for f in files], np.int64)
+    # Under a multi-worker strategy each worker reads every file and keeps its share of the batches: shards
+    # differ in length, so splitting by file would give workers unequal step counts.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     if epochs is None:
-        return _pipeline(files, sizes, cfg, info, training=training, seed=seed, epoch=None).prefetch(tf.data.AUTOTUNE)
+        ds = _pipeline(files, sizes, cfg, info, training=training, seed=seed, epoch=None)
+        return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
     first, stop = epochs
     if not 0 <= first < stop:
         raise ValueError(f"epochs must be (first, stop) with 0 <= first < stop, got {epochs}")
     passes = [_pipeline(files, sizes, cfg, info, training=training, seed=seed, epoch=e) for e in range(first, stop)]
-    return functools.reduce(lambda a, b: a.concatenate(b), passes).prefetch(tf.data.AUTOTUNE)
+    return functools.reduce(lambda a, b: a.concatenate(b), passes).prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def steps_per_epoch(file_pattern: str, cfg: DataConfig, info: dict) -> int:

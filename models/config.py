@@ -29,6 +29,9 @@ class TrainConfig:
         strategy: ``default`` (CPU or one GPU), ``mirrored`` (all local GPUs), ``multi_worker`` (``TF_CONFIG``).
         deterministic: reproducible kernels (TensorFlow op determinism), slower.
         train_split, validation_split: dataset splits used.
+        logistic_c: inverse L2 strength of the logistic regression fitted on a feature extractor's features
+            (models trained by ``logistic_regression``; seed 000 §4.2: C = 1). ``epochs`` and
+            ``learning_rate`` do not apply to them.
     """
 
     epochs: int = 20
@@ -38,12 +41,15 @@ class TrainConfig:
     deterministic: bool = False
     train_split: str = "train"
     validation_split: str = "validation"
+    logistic_c: float = 1.0
 
     def __post_init__(self):
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not self.logistic_c > 0:
+            raise ValueError(f"logistic_c must be > 0, got {self.logistic_c}")
         if self.mixed_precision not in PRECISIONS:
             raise ValueError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}")
         if self.strategy not in STRATEGIES:

@@ -6,6 +6,11 @@ last finished epoch, on exactly the data an uninterrupted run would see next), `
 validation loss), ``last.keras``, ``history.csv`` and TensorBoard ``logs/``. Normalisation is a layer of
 the model holding the dataset's mean and standard deviation images (seed 000 §4.1), so the exported graph
 preprocesses exactly as training did.
+
+Models registered as trained by ``logistic_regression`` (the VGG16 extractor, seed 000 §4.2) are not fitted
+by gradient descent: their features of the training split are computed once, a scikit-learn
+``LogisticRegression`` (L2, ``train.logistic_c``) learns single hit against the rest, and the regression is
+folded into the network, which is saved as ``best.keras``.
 """
 
 from __future__ import annotations
@@ -75,10 +80,32 @@ def reseed_callback(seed: int):
     return Reseed()
 
 
+def worker_run_dir(run_dir: Path, strategy: str) -> Path:
+    """Where this process writes: ``run_dir`` itself, except for the non-chief workers of a multi-worker run,
+    which keep their own checkpoints and backups in ``run_dir/worker-<index>`` (Keras saves on every worker;
+    the chief's copy, in ``run_dir``, is the run's result)."""
+    if strategy != "multi_worker" or "TF_CONFIG" not in os.environ:
+        return run_dir
+    tf_config = json.loads(os.environ["TF_CONFIG"])
+    kind, index = tf_config.get("task", {}).get("type"), tf_config.get("task", {}).get("index", 0)
+    chief = kind == "chief" or (kind == "worker" and index == 0 and "chief" not in tf_config.get("cluster", {}))
+    return run_dir if chief else run_dir / f"{kind}-{index}"
+
+
 def resume_epoch(run_dir: Path) -> int:
     """The epoch a rerun starts from: the one after the last backed-up epoch (0 for a new run)."""
     meta = run_dir / "backup" / "training_metadata.json"
     return int(json.loads(meta.read_text())["epoch"]) if meta.exists() else 0
+
+
+def pipeline_config(data):
+    """(the ``DataConfig`` tf.data applies, whether the model standardises in its graph).
+
+    Dataset normalisation of plain images happens in the model's ``Standardize`` layer, so the pipeline
+    skips it; other normalisations and the VGG view stay in tf.data (and in the exported graph, issue 6).
+    """
+    in_graph = data.normalize == "dataset" and data.view == "image"
+    return (dataclasses.replace(data, normalize="none") if in_graph else data), in_graph
 
 
 def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
@@ -92,10 +119,14 @@ def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
     import tensorflow as tf
 
     from spizoo.data.pipeline import load_dataset_info
+    from spizoo.models import registry
 
-    data_dir, run_dir = Path(data_dir), Path(run_dir)
-    info = load_dataset_info(data_dir)
     tc = config.train
+    data_dir, run_dir = Path(data_dir), worker_run_dir(Path(run_dir), tc.strategy)
+    info = load_dataset_info(data_dir)
+    by_regression = registry.trained_by(config.model.name) == "logistic_regression"
+    if by_regression and config.data.view != "vgg":
+        raise ValueError(f"model {config.model.name} reads VGG16 inputs: set data.view: vgg")
     for split in (tc.train_split, tc.validation_split):
         if not info["splits"].get(split, {}).get("examples"):
             raise ValueError(f"{data_dir} has no examples in split {split!r}; it has {sorted(info['splits'])}")
@@ -106,9 +137,12 @@ def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
             shutil.copy(data_dir / name, run_dir / name)
 
     first = resume_epoch(run_dir)
-    if first >= tc.epochs:  # finished (perhaps killed between its last backup and training.json)
+    done = run_dir / "training.json"
+    if by_regression and done.exists():
+        print(f"{run_dir} is already trained (remove it to train again)")
+        return json.loads(done.read_text())
+    if not by_regression and first >= tc.epochs:  # finished (perhaps killed between its last backup and training.json)
         print(f"{run_dir} has already trained {first} of {tc.epochs} epochs; raise train.epochs to continue")
-        done = run_dir / "training.json"
         return json.loads(done.read_text()) if done.exists() else {"epochs": tc.epochs, "resumed_from_epoch": first}
 
     keras.utils.set_random_seed(config.seed)
@@ -118,6 +152,8 @@ def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
+        if by_regression:
+            return _fit_logistic_regression(config, info, data_dir, run_dir, policy)
         return _fit(config, info, data_dir, run_dir, first, policy)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
@@ -134,8 +170,7 @@ def _fit(config, info: dict, data_dir: Path, run_dir: Path, first: int, policy: 
     strategy = make_strategy(tc.strategy)
 
     crop = config.data.crop
-    in_graph = config.data.normalize == "dataset" and config.data.view == "image"
-    data_cfg = dataclasses.replace(config.data, normalize="none") if in_graph else config.data
+    data_cfg, in_graph = pipeline_config(config.data)
     with strategy.scope():
         model = registry.build(
             config.model.name, input_shape=(crop, crop, 1), standardize=in_graph, **config.model.options
@@ -168,6 +203,8 @@ def _fit(config, info: dict, data_dir: Path, run_dir: Path, first: int, policy: 
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=first > 0),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
     ]
+    if tc.strategy == "multi_worker":
+        _work_around_keras_multi_worker(model, val_ds)
     history = model.fit(
         train_ds, epochs=tc.epochs, steps_per_epoch=steps, validation_data=val_ds, callbacks=callbacks, verbose=2
     )
@@ -181,3 +218,89 @@ def _fit(config, info: dict, data_dir: Path, run_dir: Path, first: int, policy: 
     }
     (run_dir / "training.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _work_around_keras_multi_worker(model, dataset) -> None:
+    """Lets Keras 3's ``fit`` run under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585,
+    tensorflow/tensorflow#72388; checked against Keras 3.15 by the slow two-worker test).
+
+    Two upstream defects: ``fit`` builds the model from a first batch that it all-reduces across workers,
+    which raises on the distributed batch, so the model is built here from a local batch (variable shapes do
+    not depend on the values); and each step averages its scalar metrics "along axis 0", which scalars do
+    not have, so scalar means are taken over replicas alone (the same value, without the bad axis).
+    """
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer as keras_tf_trainer
+
+    x, y = next(iter(dataset))
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=(x, y))
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+    original = keras_tf_trainer.reduce_per_replica
+    if getattr(original, "spizoo_patched", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and keras_tf_trainer._collective_all_reduce_multi_worker(strategy):
+
+            def mean(v):
+                rank = strategy.experimental_local_results(v)[0].shape.rank
+                return strategy.reduce("MEAN", v, axis=None if rank == 0 else 0)
+
+            return tf.nest.map_structure(mean, values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica.spizoo_patched = True
+    keras_tf_trainer.reduce_per_replica = reduce_per_replica
+
+
+def _fit_logistic_regression(config, info: dict, data_dir: Path, run_dir: Path, policy: str) -> dict:
+    """Seed 000 §4.2: frozen features of the training split → logistic regression (single hit vs the rest),
+    folded into the network and saved as ``best.keras``; validation accuracy and log loss in the summary."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
+    from spizoo.data.pipeline import make_dataset
+    from spizoo.models import registry
+    from spizoo.models.vgg import fold_logistic_regression
+
+    tc = config.train
+    features = registry.build(config.model.name, **config.model.options)
+    if config.model.options.get("weights") is None:
+        print("warning: no weights file given (model.options.weights): features of a randomly initialised network")
+
+    def split_features(split: str):
+        ds = make_dataset(str(data_dir / f"*-{split}.tfrecord-*"), config.data, training=False, info=info)
+        return predict_dataset(features, ds, f"{split} features")
+
+    x, labels = split_features(tc.train_split)
+    single = labels == 1
+    if single.all() or not single.any():
+        raise ValueError(f"the {tc.train_split} split needs both single hits (label 1) and other patterns")
+    classifier = LogisticRegression(C=tc.logistic_c, max_iter=2000).fit(x, single)
+    x_val, labels_val = split_features(tc.validation_split)
+    p_val = classifier.predict_proba(x_val)[:, 1]
+    final = {
+        "accuracy": float(classifier.score(x, single)),
+        "val_accuracy": float(((p_val >= 0.5) == (labels_val == 1)).mean()),
+        "val_loss": float(log_loss(labels_val == 1, p_val, labels=[False, True])),
+    }
+    model = fold_logistic_regression(features, classifier)
+    partial = run_dir / "best.partial.keras"
+    model.save(partial)
+    os.replace(partial, run_dir / "best.keras")
+    summary = {"policy": policy, "trained_by": "logistic_regression", "C": tc.logistic_c, "final": final}
+    (run_dir / "training.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def predict_dataset(model, dataset, description: str):
+    """(``model``'s outputs, labels) over a finite dataset of (inputs, labels) batches, with a progress bar."""
+    from tqdm import tqdm
+
+    outputs, labels = [], []
+    for x, y in tqdm(dataset, desc=description, unit="batch", leave=False):
+        outputs.append(np.asarray(model(x, training=False), np.float32))
+        labels.append(np.asarray(y))
+    return np.concatenate(outputs), np.concatenate(labels)

@@ -24,7 +24,7 @@ FEATURE_LAYERS = ("fc1", "fc2")
 FEATURES = 8192
 
 
-@register("vgg16_features")
+@register("vgg16_features", trained_by="logistic_regression")
 def vgg16_features(weights: str | None = None, input_shape=(224, 224, 3), **_unused) -> keras.Model:
     """The frozen VGG16 feature extractor: image (224, 224, 3) → 8192 features (fc1 ‖ fc2).
 
@@ -56,7 +56,7 @@ def fold_logistic_regression(features: keras.Model, classifier) -> keras.Model:
             f"classifier has coefficients of shape {coef.shape}, expected (1, {features.output.shape[-1]})"
         )
     head = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="single_hit_probability")
-    out = keras.layers.Reshape((), name="single_hit")(head(features.output))
+    out = keras.layers.Reshape((), dtype="float32", name="single_hit")(head(features.output))
     model = keras.Model(features.input, out, name=f"{features.name}_logistic")
     head.set_weights([coef.T, np.asarray(classifier.intercept_, np.float32)])
     return model

@@ -179,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
             Fit config.model on DATA's training split, validating on its validation split, into OUT:
             config.yaml, dataset statistics, backup/ (the same command after a crash resumes from the last
             finished epoch), best.keras, last.keras, history.csv, logs/ (TensorBoard), training.json.
+            VGG16 feature models (model.name: vgg16_features) are fitted by logistic regression instead
+            and give best.keras and training.json.
 
             example:
               spizoo generate configs/quickstart.yaml --out out/quick_ds
@@ -199,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
             Evaluate RUN_DIR/best.keras on the records matching DATA into RUN_DIR/evaluation/: report.json
             (classifiers: accuracy, confusion matrix, good/bad table, false-negative and false-positive
             rates per particle geometry, the single-hit threshold for --target-fpr; regressors: mean and
-            maximum relative errors) and PNGs (confusion matrix or error histograms, training curves).
+            maximum relative errors) and PNGs (confusion matrix or error histograms, training curves,
+            misclassified patterns, t-SNE of VGG16 features).
 
             example:
               spizoo evaluate out/quick_run --data 'out/quick_ds/*-test.tfrecord-*' --target-fpr 0.01

@@ -1,4 +1,5 @@
-"""Figures a person looks at: contact sheets of diffraction patterns, forward-fit reports."""
+"""Figures a person looks at: contact sheets of diffraction patterns, forward-fit reports, training and
+evaluation plots."""
 
 from __future__ import annotations
 
@@ -104,6 +105,22 @@ def error_histograms(mean: np.ndarray, worst: np.ndarray, path: Path) -> None:
     ax.set_xlabel("relative error")
     ax.set_ylabel("patterns")
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def tsne(embedding: np.ndarray, labels: np.ndarray, names: Sequence[str], path: Path) -> None:
+    """PNG of a 2-D t-SNE embedding of features, one colour per true class (seed 000 fig. 14)."""
+    fig, ax = plt.subplots(figsize=(5, 4.4))
+    for k, name in enumerate(names):
+        mine = labels == k
+        if mine.any():
+            ax.scatter(*embedding[mine].T, s=6, alpha=0.7, label=f"{name} ({mine.sum()})")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title("t-SNE of the features, by true particle count")
+    ax.legend(fontsize=7, markerscale=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -73,6 +73,7 @@ def test_evaluate_a_trained_run(tmp_path, capsys):
     )
     assert set(report["per_geometry"]) <= {"icosahedron", "soccer"}
     assert report["operating_point"]["false_positive_rate"] <= 0.1
+    assert (run / "evaluation" / "misclassified.png").exists() == (report["misclassified"] > 0)
     for png in ("confusion_matrix.png", "training_curves.png"):
         assert (run / "evaluation" / png).stat().st_size > 5000
     capsys.readouterr()
@@ -96,3 +97,29 @@ def test_train_and_evaluate_the_regressor_end_to_end(tmp_path):
     report = evaluation.evaluate(tmp_path / "run", str(data / "*-test.tfrecord-*"))
     assert 0 <= report["mean_relative_error"]["mean"] <= report["max_relative_error"]["mean"] <= 1
     assert (tmp_path / "run" / "evaluation" / "relative_errors.png").exists()
+
+
+def test_vgg16_logistic_regression_trains_folds_and_evaluates(tmp_path):
+    overrides = [
+        "dataset.patterns=48",
+        "sim.patterns_per_model=2",
+        "sim.detector.pixels=[32,32]",
+        "data.crop=32",
+        "train.mixed_precision=float32",
+    ]
+    config = load("configs/quickstart_vgg.yaml", overrides)
+    data, run = tmp_path / "ds", tmp_path / "run"
+    generate.run(config, data, ["--runner=DirectRunner", "--direct_running_mode=in_memory"])
+    summary = training.train(config, data, run)
+    assert summary["trained_by"] == "logistic_regression" and summary["C"] == 1.0
+    # Evaluating the folded model on the validation split reproduces the logistic regression's own accuracy:
+    # the evaluation preprocesses exactly as the training features were made.
+    report = evaluation.evaluate(run, str(data / "*-validation.tfrecord-*"), target_fpr=0.2)
+    assert report["accuracy"] == pytest.approx(summary["final"]["val_accuracy"])
+    assert sum(report["good_bad"].values()) == report["patterns"] > 0
+    assert report["operating_point"]["false_positive_rate"] <= 0.2
+    assert (run / "evaluation" / "tsne.png").stat().st_size > 5000
+    assert (run / "evaluation" / "misclassified.png").exists() == (report["misclassified"] > 0)
+    assert training.train(config, data, run) == summary  # a finished run is not trained again
+    with pytest.raises(ValueError, match="data.view: vgg"):
+        training.train(load("configs/quickstart_vgg.yaml", [*overrides, "data.view=image"]), data, tmp_path / "r2")

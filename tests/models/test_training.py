@@ -11,7 +11,7 @@ import pytest
 
 from spizoo.beam_pipelines import generate
 from spizoo.experiment import load
-from spizoo.models import load_model, training
+from spizoo.models import load_model, registry, training
 
 DATA = [
     "dataset.patterns=160",
@@ -125,3 +125,60 @@ def test_a_corrupt_shard_during_training_is_a_one_line_error(data_dir, tmp_path,
     err = capsys.readouterr().err
     assert code == 2 and "spizoo train: error:" in err and "expected to contain" in err
     assert "Traceback" not in err
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_over_loopback_finish_with_identical_weights(data_dir, tmp_path):
+    import json
+
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    sets = [item for t in [*TRAIN, "train.epochs=2", "train.strategy=multi_worker"] for item in ("--set", t)]
+    cmd = [sys.executable, "-m", "spizoo.cli", "train", "configs/quickstart.yaml", "--data", str(data_dir)]
+    procs = []
+    for i in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config)}
+        procs.append(
+            subprocess.Popen(
+                [*cmd, "--out", str(tmp_path / "run"), *sets], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
+        )
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out.decode()[-2000:]
+    chief = load_model(tmp_path / "run" / "last.keras")
+    other = load_model(tmp_path / "run" / "worker-1" / "last.keras")  # non-chief files kept apart
+    initial = registry.build("resnet10_classifier", input_shape=(32, 32, 1), stack_blocks=[1, 1])
+    assert not np.array_equal(chief.weights[1].numpy(), initial.weights[1].numpy())  # it trained
+    # Gradients are all-reduced, so the trained weights agree bit for bit; batch norm's moving statistics are
+    # each worker's own (Keras' default, unsynchronised batch norm) and the chief's are the run's.
+    for a, b in zip(chief.trainable_weights, other.trainable_weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    assert json.loads((tmp_path / "run" / "training.json").read_text())["strategy"] == "multi_worker"
+
+
+def test_worker_run_dir_keeps_non_chief_files_apart(tmp_path, monkeypatch):
+    import json
+
+    def with_task(kind, index, chief=False):
+        cluster = {"worker": ["a:1", "b:2"], **({"chief": ["c:3"]} if chief else {})}
+        monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}}))
+        return training.worker_run_dir(tmp_path, "multi_worker")
+
+    assert with_task("worker", 0) == tmp_path
+    assert with_task("worker", 1) == tmp_path / "worker-1"
+    assert with_task("worker", 0, chief=True) == tmp_path / "worker-0"
+    assert with_task("chief", 0, chief=True) == tmp_path
+    assert training.worker_run_dir(tmp_path, "default") == tmp_path

@@ -30,3 +30,19 @@ def test_vgg16_features_are_fc1_and_fc2_frozen_and_never_downloaded(tmp_path):
         registry.build("vgg16_features", weights=str(tmp_path / "missing.h5"))
     with pytest.raises(ValueError, match="224x224x3"):
         registry.build("vgg16_features", input_shape=(128, 128, 1))
+
+
+def test_folded_probability_stays_float32_under_mixed_bfloat16():
+    rng = np.random.default_rng(1)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        inputs = keras.Input((6,))
+        features = keras.Model(inputs, keras.layers.Dense(10, name="f")(inputs))
+        f = np.asarray(features(rng.normal(size=(50, 6))), np.float32)
+        clf = LogisticRegression().fit(f, f[:, 0] > 0)
+        out = fold_logistic_regression(features, clf)(rng.normal(size=(50, 6)))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert out.dtype == "float32"
+    assert len(np.unique(np.asarray(out))) == 50  # not rounded to bfloat16's 8-bit mantissa
