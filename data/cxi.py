@@ -19,7 +19,9 @@ Frames are appended as they come and written in blocks of ``block`` frames (memo
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -163,8 +165,9 @@ class CXIWriter:
             self.abort()
 
 
-def read_frame(path: str | Path, index: int, *, dataset: str = "entry_1/data_1/data") -> np.ndarray:
-    """Frame ``index`` of a CXI/HDF5 image stack, read alone (the stack never loads whole).
+@contextlib.contextmanager
+def open_stack(path: str | Path, dataset: str = "entry_1/data_1/data") -> Iterator[h5py.Dataset]:
+    """The (frames, rows, columns) image stack of a CXI/HDF5 file, opened for reading frames or slices.
 
     Raises:
         FileNotFoundError, ValueError: naming the file, the dataset path and what the file has instead.
@@ -184,6 +187,16 @@ def read_frame(path: str | Path, index: int, *, dataset: str = "entry_1/data_1/d
         data = f[dataset]
         if data.ndim != 3:
             raise ValueError(f"{path}: /{dataset} has rank {data.ndim}, expected a (frames, rows, columns) stack")
+        yield data
+
+
+def read_frame(path: str | Path, index: int, *, dataset: str = "entry_1/data_1/data") -> np.ndarray:
+    """Frame ``index`` of a CXI/HDF5 image stack, read alone (the stack never loads whole).
+
+    Raises:
+        FileNotFoundError, ValueError: naming the file, the dataset path and what the file has instead.
+    """
+    with open_stack(path, dataset) as data:
         if not -data.shape[0] <= index < data.shape[0]:
             raise ValueError(f"{path}: frame {index} out of range; /{dataset} holds {data.shape[0]} frames")
         return np.asarray(data[index])

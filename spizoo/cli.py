@@ -6,9 +6,11 @@ import argparse
 import json
 import sys
 import textwrap
+from pathlib import Path
 
 from spizoo import __version__
 from spizoo.config import ConfigError
+from spizoo.serving.client import ServingClientError
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -68,6 +70,76 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     report = evaluation.evaluate(args.run_dir, args.data, target_fpr=args.target_fpr)
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from spizoo.serving import export
+
+    path = export.export(
+        args.run_dir, args.base_path, args.name, version=args.version, config_base_path=args.config_base_path
+    )
+    print(
+        json.dumps(
+            {**export.summary(path), "models_config": str(Path(args.base_path) / export.MODELS_CONFIG)}, indent=2
+        )
+    )
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from spizoo.serving.batching import BatchingParameters, read_batching_parameters
+    from spizoo.serving.server import Server, manager_from_args
+
+    batching = None
+    if args.enable_batching:
+        batching = (
+            read_batching_parameters(args.batching_parameters_file)
+            if args.batching_parameters_file
+            else (BatchingParameters())
+        )
+    elif args.batching_parameters_file:
+        raise ValueError("--batching-parameters-file needs --enable-batching")
+    manager = manager_from_args(
+        args.model_config_file,
+        args.model_name,
+        args.model_base_path,
+        poll_seconds=args.file_system_poll_wait_seconds,
+        batching=batching,
+    )
+    server = Server(
+        manager, host=args.host, rest_port=args.rest_api_port, grpc_port=args.port, max_body_bytes=args.max_body_bytes
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with server:
+        loaded = {name: sorted(v) for name, v in manager.loaded.items()}
+        print(
+            f"spizoo serve: versions {loaded} on REST http://{args.host}:{server.rest_port} "
+            f"and gRPC {args.host}:{server.grpc_port}" + (" with batching" if batching else ""),
+            flush=True,
+        )
+        stop.wait()
+    print("spizoo serve: stopped", flush=True)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from spizoo.serving import predict
+
+    rows = predict.predict_file(args.server, args.model, args.file, batch_size=args.batch_size, out=args.out)
+    if not args.out:
+        print(json.dumps(rows, indent=2))
+        return 0
+    summary = {"frames": len(rows), "out": args.out}
+    if rows and "classes" in rows[0]:
+        classes = [r["classes"] for r in rows]
+        summary["frames_per_class"] = {str(c): classes.count(c) for c in sorted(set(classes))}
+    print(json.dumps(summary))
     return 0
 
 
@@ -212,6 +284,80 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", required=True, help="glob of TFRecord shards, e.g. 'DIR/*-test.tfrecord-*'")
     ev.add_argument("--target-fpr", type=float, default=0.01, help="false-positive rate for the single-hit threshold")
     ev.set_defaults(func=_evaluate)
+
+    ex = _verb(
+        verbs,
+        "export",
+        "export a trained run as a TF Serving SavedModel version",
+        """\
+            Write BASE_PATH/NAME/VERSION/ (next version when not given): a SavedModel taking raw detector
+            images (float32 [batch, H, W] photon counts) with the training preprocessing in its graph, its
+            assets and warm-up requests; add or update NAME in BASE_PATH/models.config (label "stable" on
+            this version) and write BASE_PATH/monitoring.config.
+
+            example:
+              spizoo export out/quick_run --name hits --base-path out/models
+              spizoo serve --model-config-file out/models/models.config
+            """,
+    )
+    ex.add_argument("run_dir", help="run directory made by spizoo train")
+    ex.add_argument("--name", required=True, help="model name (the URL's /v1/models/NAME)")
+    ex.add_argument("--base-path", required=True, help="directory holding one folder per model")
+    ex.add_argument("--version", type=int, help="version number (default: next)")
+    ex.add_argument(
+        "--config-base-path", help="base path written into models.config instead of BASE_PATH (e.g. /models)"
+    )
+    ex.set_defaults(func=_export)
+
+    sv = _verb(
+        verbs,
+        "serve",
+        "serve exported models over TF Serving's REST and gRPC APIs",
+        """\
+            Serve the models of a models.config (or one --model-name/--model-base-path) as TF Serving does:
+            REST on --rest-api-port (/v1/models/NAME[:predict|:classify|:regress|/metadata]), gRPC
+            PredictionService and ModelService on --port, Prometheus metrics at
+            /monitoring/prometheus/metrics. New versions under a base path are loaded while serving.
+            Stop with Ctrl-C.
+
+            example:
+              spizoo serve --model-config-file out/models/models.config --rest-api-port 8501 --port 8500
+              curl -d '{"instances": [[[0, 1], [2, 3]]]}' localhost:8501/v1/models/hits:predict
+            """,
+    )
+    sv.add_argument("--model-config-file", help="models.config (text ModelServerConfig)")
+    sv.add_argument("--model-name", help="name of the one model served from --model-base-path")
+    sv.add_argument("--model-base-path", help="directory of numbered SavedModel versions")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500)")
+    sv.add_argument("--rest-api-port", type=int, default=8501, help="REST port (default 8501)")
+    sv.add_argument("--enable-batching", action="store_true", help="batch concurrent requests on the server")
+    sv.add_argument("--batching-parameters-file", help="TF Serving batching parameters (text proto)")
+    sv.add_argument(
+        "--file-system-poll-wait-seconds", type=float, default=1.0, help="how often base paths are polled (0: never)"
+    )
+    sv.add_argument("--max-body-bytes", type=int, default=64 * 2**20, help="largest request accepted")
+    sv.set_defaults(func=_serve)
+
+    pr = _verb(
+        verbs,
+        "predict",
+        "send the frames of a CXI/HDF5 file to a model server",
+        """\
+            Send every frame of FILE (its /entry_1/data_1/data) to SERVER's serving_default signature and
+            print one row per frame (or write them as CSV with --out).
+
+            example:
+              spizoo predict --server http://127.0.0.1:8501 --model hits out/spi/patterns.cxi
+              spizoo predict --server grpc://127.0.0.1:8500 --model hits out/spi/patterns.cxi --out pred.csv
+            """,
+    )
+    pr.add_argument("file", help="CXI or HDF5 file of frames")
+    pr.add_argument("--server", required=True, help="http://HOST:PORT (REST) or grpc://HOST:PORT")
+    pr.add_argument("--model", required=True, help="model name on the server")
+    pr.add_argument("--batch-size", type=int, default=16, help="frames per request")
+    pr.add_argument("--out", help="CSV file for the results")
+    pr.set_defaults(func=_predict)
     return parser
 
 
@@ -221,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args, unknown) if getattr(args, "passes_unknown", False) else args.func(args)
-    except (ConfigError, ValueError, FileExistsError, FileNotFoundError) as err:
+    except (ConfigError, ValueError, OSError, ServingClientError) as err:
         print(f"spizoo {args.verb}: error: {err}", file=sys.stderr)
         return 2
     except Exception as err:

@@ -1,0 +1,129 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_serving.apis import prediction_log_pb2
+from tensorflow_serving.config import model_server_config_pb2
+
+from spizoo import experiment
+from spizoo.data import schema, tfrecord
+from spizoo.data.pipeline import load_dataset_info, preprocess
+from spizoo.models import load_model
+from spizoo.models.training import pipeline_config
+from spizoo.serving import export
+from spizoo.sim import icosahedral
+
+
+def _test_split(data_dir: Path, n: int = 6):
+    path = sorted(data_dir.glob("*-test.tfrecord-*"))[0]
+    with open(path, "rb") as f:
+        records = [r for _, r in zip(range(n), tfrecord.read_records(f, path), strict=False)]
+    images = np.stack([schema.decode_example(r)[schema.IMAGE] for r in records]).astype(np.float32)
+    return images, records
+
+
+def _keras_outputs(run: Path, images: np.ndarray) -> np.ndarray:
+    config = experiment.load(run / "config.yaml")
+    data_cfg, _ = pipeline_config(config.data)
+    return load_model(run / "best.keras")(preprocess(images, data_cfg, load_dataset_info(run))).numpy()
+
+
+def test_classifier_signatures_equal_the_keras_model_on_the_same_inputs(runs, exported):
+    run, data = runs["hits"]
+    images, records = _test_split(data)
+    saved = tf.saved_model.load(str(exported / "hits" / "1"))
+    assert set(saved.signatures) == {"serving_default", "predict_examples", "classify"}
+    out = {k: v.numpy() for k, v in saved.signatures["serving_default"](images=tf.constant(images)).items()}
+    expected = _keras_outputs(run, images)
+    np.testing.assert_allclose(out["probabilities"], expected, rtol=1e-5, atol=1e-6)
+    assert out["probabilities"].dtype == np.float32
+    np.testing.assert_array_equal(out["classes"], expected.argmax(axis=1))
+    np.testing.assert_allclose(out["single_hit_score"], expected[:, 1], rtol=1e-5, atol=1e-6)
+    from_examples = saved.signatures["predict_examples"](examples=tf.constant(records))
+    np.testing.assert_allclose(from_examples["probabilities"].numpy(), out["probabilities"], rtol=1e-6)
+    classified = saved.signatures["classify"](inputs=tf.constant(records))
+    assert classified["classes"].numpy()[0].tolist() == [c.encode() for c in export.CLASS_NAMES]
+    np.testing.assert_allclose(classified["scores"].numpy(), out["probabilities"], rtol=1e-6)
+
+
+def test_regressor_exports_fundamental_domain_quaternions_and_radius_in_nm(runs, exported):
+    run, data = runs["sizes"]
+    images, records = _test_split(data)
+    saved = tf.saved_model.load(str(exported / "sizes" / "1"))
+    assert set(saved.signatures) == {"serving_default", "predict_examples", "regress"}
+    out = {k: v.numpy() for k, v in saved.signatures["serving_default"](images=tf.constant(images)).items()}
+    q, radius = icosahedral.decode_target(_keras_outputs(run, images))
+    np.testing.assert_allclose(out["quaternion"], q, atol=1e-5)
+    np.testing.assert_allclose(out["radius_nm"], radius, rtol=1e-5)
+    np.testing.assert_allclose(icosahedral.project(out["quaternion"]), out["quaternion"], atol=1e-5)
+    assert ((30 <= out["radius_nm"]) & (out["radius_nm"] <= 160)).all()
+    regressed = saved.signatures["regress"](inputs=tf.constant(records))["outputs"].numpy()
+    np.testing.assert_allclose(regressed, out["radius_nm"], rtol=1e-6)
+
+
+def test_graph_decode_target_matches_numpy_on_random_outputs():
+    t = np.random.default_rng(0).uniform(-1, 1, (200, 5)).astype(np.float32)
+    q, r = export.decode_target(tf.constant(t))
+    q_ref, r_ref = icosahedral.decode_target(t)
+    np.testing.assert_allclose(q.numpy(), q_ref, atol=1e-5)
+    np.testing.assert_allclose(r.numpy(), r_ref, rtol=1e-5)
+
+
+def test_saved_model_cli_lists_the_signatures_and_tf_serving_method_names(exported):
+    cli = Path(sys.executable).parent / "saved_model_cli"
+    shown = subprocess.run(
+        [str(cli), "show", "--all", "--dir", str(exported / "hits" / "1")], capture_output=True, text=True, check=True
+    ).stdout
+    for name in ("serving_default", "predict_examples", "classify"):
+        assert f"signature_def['{name}']" in shown
+    assert "Method name is: tensorflow/serving/classify" in shown
+    assert "images" in shown and "DT_FLOAT" in shown
+
+
+def test_assets_warmup_and_server_configs(exported):
+    version = exported / "hits" / "1"
+    assert export.read_labels(version) == list(export.CLASS_NAMES)
+    assert (version / "assets" / "config.yaml").exists() and (version / "assets" / "train_mean.npy").exists()
+    with open(version / "assets.extra" / export.WARMUP_FILE, "rb") as f:
+        logs = [prediction_log_pb2.PredictionLog.FromString(r) for r in tfrecord.read_records(f)]
+    saved = tf.saved_model.load(str(version))
+    for log in logs:  # TF Serving replays these; each must run
+        images = tf.make_ndarray(log.predict_log.request.inputs["images"])
+        saved.signatures["serving_default"](images=tf.constant(images))
+    assert [len(tf.make_ndarray(log.predict_log.request.inputs["images"])) for log in logs] == [1, 4]
+    config = model_server_config_pb2.ModelServerConfig()
+    text_format.Parse((exported / export.MODELS_CONFIG).read_text(), config)
+    entries = {c.name: c for c in config.model_config_list.config}
+    assert set(entries) == {"hits", "sizes"}
+    assert entries["hits"].base_path == str((exported / "hits").resolve())
+    assert entries["hits"].version_labels["stable"] == 1
+    assert "prometheus_config" in (exported / export.MONITORING_CONFIG).read_text()
+
+
+def test_versions_are_immutable_and_a_failed_export_leaves_nothing(runs, base_path, monkeypatch):
+    run, _ = runs["hits"]
+    with pytest.raises(FileExistsError, match="immutable"):
+        export.export(run, base_path, "hits", version=1)
+    second = export.export(run, base_path, "hits", config_base_path="/models")
+    assert second.name == "2"
+    config = model_server_config_pb2.ModelServerConfig()
+    text_format.Parse((base_path / export.MODELS_CONFIG).read_text(), config)
+    hits = next(c for c in config.model_config_list.config if c.name == "hits")
+    assert hits.version_labels["stable"] == 2 and hits.base_path == "/models/hits"
+    assert len(config.model_config_list.config) == 2  # the other model is kept
+
+    def broken(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export, "_write_warmup", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export.export(run, base_path, "hits")
+    assert sorted(p.name for p in (base_path / "hits").iterdir()) == ["1", "2"]
+    with pytest.raises(ValueError, match="model name"):
+        export.export(run, base_path, "bad/name")
+    with pytest.raises(FileNotFoundError, match="no best.keras"):
+        export.export(base_path, base_path, "x")
