@@ -19,9 +19,7 @@ Frames are appended as they come and written in blocks of ``block`` frames (memo
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -165,41 +163,21 @@ class CXIWriter:
             self.abort()
 
 
-@contextlib.contextmanager
-def open_stack(path: str | Path, dataset: str = "entry_1/data_1/data") -> Iterator[h5py.Dataset]:
-    """The (frames, rows, columns) image stack of a CXI/HDF5 file, opened for reading frames or slices.
-
-    Raises:
-        FileNotFoundError, ValueError: naming the file, the dataset path and what the file has instead.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"{path}: not an HDF5/CXI file ({err})") from None
-    with f:
-        if dataset not in f:
-            found = []
-            f.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
-            raise ValueError(f"{path}: no dataset /{dataset}; the file has: {', '.join(found[:20]) or 'no datasets'}")
-        data = f[dataset]
-        if data.ndim != 3:
-            raise ValueError(f"{path}: /{dataset} has rank {data.ndim}, expected a (frames, rows, columns) stack")
-        yield data
-
-
 def read_frame(path: str | Path, index: int, *, dataset: str = "entry_1/data_1/data") -> np.ndarray:
-    """Frame ``index`` of a CXI/HDF5 image stack, read alone (the stack never loads whole).
+    """Frame ``index`` (negative counts from the end) of a CXI/HDF5 image stack as stored, unmasked, read
+    alone (see :class:`spizoo.data.frames.FrameFile` for batches, masks and geometry).
 
     Raises:
         FileNotFoundError, ValueError: naming the file, the dataset path and what the file has instead.
     """
-    with open_stack(path, dataset) as data:
-        if not -data.shape[0] <= index < data.shape[0]:
-            raise ValueError(f"{path}: frame {index} out of range; /{dataset} holds {data.shape[0]} frames")
-        return np.asarray(data[index])
+    from spizoo.data.frames import FrameFile
+
+    with FrameFile(path, dataset) as frames:
+        n = len(frames)
+        if not -n <= index < n:
+            raise ValueError(f"{path}: frame {index} out of range; /{frames.dataset_path} holds {n} frames")
+        i = index % n
+        return np.asarray(frames.data[i] if frames.data.ndim == 3 else frames.data[()])
 
 
 def read_extras(path: str | Path, index: int, *, group: str = "entry_1/spizoo") -> dict[str, np.ndarray]:

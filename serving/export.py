@@ -109,19 +109,18 @@ def model_kind(model) -> str:
     return "binary" if len(model.output.shape) == 1 else "classifier"
 
 
-def _write_saved_model(model, config, info: dict, path: Path) -> str:
-    import keras
+def serving_outputs(model, config, info: dict):
+    """``outputs(images)``: raw detector images float32 [batch, H, W] → the named float32 outputs of
+    ``serving_default`` (training preprocessing, the model, and the task's heads), as TensorFlow ops."""
     import tensorflow as tf
 
     from spizoo.data.pipeline import preprocess
     from spizoo.models.training import pipeline_config
 
     data_cfg, _ = pipeline_config(config.data)
-    height, width = (int(n) for n in info["image_shape"])
     kind = model_kind(model)
-    names = {"classifier": CLASS_NAMES, "binary": BINARY_NAMES}.get(kind, ())
 
-    def heads(images):
+    def outputs(images):
         y = tf.cast(model(preprocess(images, data_cfg, info), training=False), tf.float32)
         if kind == "regressor":
             quaternion, radius = decode_target(y)
@@ -132,6 +131,18 @@ def _write_saved_model(model, config, info: dict, path: Path) -> str:
             "classes": tf.argmax(probabilities, axis=-1),
             "single_hit_score": probabilities[:, 1],
         }
+
+    return outputs
+
+
+def _write_saved_model(model, config, info: dict, path: Path) -> str:
+    import keras
+    import tensorflow as tf
+
+    height, width = (int(n) for n in info["image_shape"])
+    kind = model_kind(model)
+    names = {"classifier": CLASS_NAMES, "binary": BINARY_NAMES}.get(kind, ())
+    heads = serving_outputs(model, config, info)
 
     def images_of(serialized):
         spec = {k: v for k, v in schema.feature_spec().items() if k == schema.IMAGE}

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from spizoo.data.cxi import open_stack
+from spizoo.data.frames import FrameFile
 from spizoo.serving.client import Client
 
 
@@ -24,9 +24,8 @@ def predict_file(
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     client = Client(server)
     rows = []
-    with open_stack(path) as stack:
-        for start in tqdm(range(0, stack.shape[0], batch_size), desc="predict", unit="batch", leave=False):
-            frames = np.asarray(stack[start : start + batch_size], np.float32)
+    with FrameFile(path) as stack:
+        for start, frames in tqdm(stack.batches(batch_size), desc="predict", unit="batch", leave=False):
             outputs = client.predict(frames, model)
             for i in range(len(frames)):
                 row = {"frame": start + i}

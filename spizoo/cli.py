@@ -143,6 +143,15 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classify(args: argparse.Namespace) -> int:
+    from spizoo import classify
+
+    predictor = classify.load_predictor(args.model, args.threshold)
+    summary = classify.classify_files(predictor, args.files, args.out, batch_size=args.batch_size, dataset=args.dataset)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def _verb(verbs, name: str, help_text: str, description: str) -> argparse.ArgumentParser:
     """A subcommand whose --help shows ``description`` (with its example) as written."""
     return verbs.add_parser(
@@ -358,6 +367,31 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--batch-size", type=int, default=16, help="frames per request")
     pr.add_argument("--out", help="CSV file for the results")
     pr.set_defaults(func=_predict)
+
+    cl = _verb(
+        verbs,
+        "classify",
+        "classify every frame of CXI/HDF5 files into a results file",
+        """\
+            Run MODEL on every frame of FILES (read only, a batch at a time) and write, per file and frame,
+            the model's outputs (class probabilities, class, single-hit score and flag; or orientation and
+            size) to OUT (.h5 or .csv), a PNG of the hit rate over frames, and a summary.
+
+            MODEL: a run directory, an exported SavedModel (version or base path), or a server URL naming
+            the model (http://HOST:8501/NAME, grpc://HOST:8500/NAME). The single-hit threshold is
+            --threshold, else the run's evaluated operating point, else 0.5.
+
+            example:
+              spizoo classify out/quick_run run_0042.cxi run_0043.cxi --out results/run_42_43.h5
+            """,
+    )
+    cl.add_argument("model", help="run directory, SavedModel directory, or server URL with the model name")
+    cl.add_argument("files", nargs="+", help="CXI or HDF5 files")
+    cl.add_argument("--out", required=True, help="results file (.h5 or .csv); never overwritten")
+    cl.add_argument("--dataset", help="image stack inside the files (default: the CXI locations)")
+    cl.add_argument("--threshold", type=float, help="single-hit score threshold")
+    cl.add_argument("--batch-size", type=int, default=64, help="frames per model call")
+    cl.set_defaults(func=_classify)
     return parser
 
 

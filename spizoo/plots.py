@@ -124,3 +124,26 @@ def tsne(embedding: np.ndarray, labels: np.ndarray, names: Sequence[str], path: 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def hit_rate(classes: np.ndarray, single_hit: np.ndarray, path: Path, *, window: int | None = None) -> Path:
+    """PNG of the hit rate (frames with >= 1 particle) and single-hit fraction against frame number, as
+    running means over ``window`` frames (default: 1/50 of the frames, at least 1)."""
+    n = len(classes)
+    window = window or max(1, n // 50)
+    kernel = np.ones(window) / window
+    frames = np.arange(n)
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for values, label in (((classes >= 1).astype(float), "hit rate (>= 1 particle)"), (single_hit, "single hits")):
+        running = np.convolve(np.asarray(values, float), kernel, mode="valid")
+        ax.plot(frames[window - 1 :], running, label=label)
+    ax.set_xlabel("frame (all files in order)")
+    ax.set_ylabel(f"fraction over {window} frames")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -167,7 +167,9 @@ def test_fit_pattern_errors_are_clear(tmp_path, capsys):
     bad = tmp_path / "bad.h5"
     h5py.File(bad, "w").create_dataset("images", data=np.zeros((2, 8, 8)))
     assert cli.main(["fit-pattern", "configs/sim_msft.yaml", str(bad), "--out", str(tmp_path)]) == 2
-    assert "no dataset /entry_1/data_1/data; the file has: images" in capsys.readouterr().err
+    assert "no image stack at /entry_1/data_1/data; its 2-D and 3-D datasets are: /images (2, 8, 8)" in (
+        capsys.readouterr().err
+    )
 
 
 def test_generate_passes_unknown_options_to_beam_and_other_verbs_reject_them(tmp_path, capsys):

@@ -1,0 +1,215 @@
+"""Detector frames from CXI and plain HDF5 files, read lazily: a frame or a slice at a time, never the stack.
+
+Handles what facilities write (CXI 1.2–1.6 from Cheetah, Condor, EuXFEL's extra-data, spizoo):
+``/entry_1/data_1/data`` reached through soft or external links and virtual datasets, stacks described by
+an ``axes`` attribute (``experiment_identifier:y:x``), Cheetah's ``numEvents`` attribute (stacks allocated
+larger than the frames written), the 32-bit CXI pixel mask, and detector distance, pixel size and photon
+energy in SI units. A plain HDF5 file works with the dataset path named (``dataset="/data/frames"``).
+
+Errors name the file and what is wrong: a missing dataset (listing the file's image stacks), a virtual
+dataset whose source file is missing, a wrong rank, an unreadable frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+# CXI 1.6 pixel-mask bits that make a pixel unusable (spizoo.sim.detector writes 0x1, 0x8, 0x10).
+MASK_INVALID, MASK_SATURATED, MASK_HOT, MASK_DEAD, MASK_SHADOWED = 0x1, 0x2, 0x4, 0x8, 0x10
+MASK_IGNORE, MASK_BAD = 0x40, 0x80
+MASK_UNUSABLE = MASK_INVALID | MASK_SATURATED | MASK_HOT | MASK_DEAD | MASK_SHADOWED | MASK_IGNORE | MASK_BAD
+J_PER_EV = 1.602176634e-19
+CANDIDATES = ("entry_1/data_1/data", "entry_1/instrument_1/detector_1/data", "entry_1/image_1/data")
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+    """Detector geometry of a frame in SI units (``None`` where the file does not say)."""
+
+    distance_m: float | None
+    pixel_size_m: float | None
+    photon_energy_eV: float | None
+
+
+class FrameFile:
+    """An image stack in a CXI/HDF5 file, opened for reading frames and slices.
+
+    Args:
+        path: the file.
+        dataset: path of the stack inside the file; default: the CXI locations, in order, of ``CANDIDATES``.
+        mask_dataset: path of a pixel mask, (frames, y, x) or (y, x); default: the CXI detector's ``mask``
+            next to the data, if present.
+
+    Raises:
+        FileNotFoundError: the file, or the source file of a virtual dataset, does not exist.
+        ValueError: the file is not HDF5, the dataset is missing (the message lists the file's 2-D and 3-D
+            datasets) or is not a stack of 2-D frames.
+    """
+
+    def __init__(self, path: str | Path, dataset: str | None = None, *, mask_dataset: str | None = None):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"no such file: {self.path}")
+        try:
+            self.file = h5py.File(self.path, "r", locking=False)
+        except OSError as err:
+            raise ValueError(f"{self.path}: not an HDF5/CXI file, or not readable yet ({err})") from None
+        try:
+            self.dataset_path = self._find(dataset)
+            self.data = self.file[self.dataset_path]
+            self._check_virtual_sources()
+            self._check_rank()
+            self.count = self._frames_written()
+            self.mask = self._mask(mask_dataset)
+        except BaseException:
+            self.file.close()
+            raise
+
+    def _find(self, dataset: str | None) -> str:
+        names = [dataset.strip("/")] if dataset else list(CANDIDATES)
+        for name in names:
+            try:
+                if isinstance(self.file.get(name), h5py.Dataset):
+                    return name
+            except (KeyError, OSError):  # a dangling soft or external link
+                continue
+        stacks = []
+        self.file.visititems(
+            lambda n, obj: (
+                stacks.append(f"/{n} {obj.shape}") if isinstance(obj, h5py.Dataset) and obj.ndim >= 2 else None
+            )
+        )
+        wanted = f"/{names[0]}" if dataset else " or ".join(f"/{n}" for n in names)
+        raise ValueError(
+            f"{self.path}: no image stack at {wanted}; its 2-D and 3-D datasets are: "
+            + (", ".join(stacks[:20]) or "none")
+        )
+
+    def _check_virtual_sources(self) -> None:
+        if not self.data.is_virtual:
+            return
+        for source in self.data.virtual_sources():
+            name = source.file_name
+            resolved = name if os.path.isabs(name) or name == "." else os.path.join(self.path.parent, name)
+            if name != "." and not os.path.exists(resolved):
+                raise FileNotFoundError(
+                    f"{self.path}: /{self.dataset_path} is a virtual dataset reading {source.dset_name} from "
+                    f"{resolved}, which does not exist"
+                )
+
+    def _check_rank(self) -> None:
+        axes = self.data.attrs.get("axes")
+        if isinstance(axes, bytes):
+            axes = axes.decode()
+        if isinstance(axes, np.ndarray):
+            axes = ":".join(a.decode() if isinstance(a, bytes) else str(a) for a in axes)
+        if self.data.ndim == 2:
+            return
+        if self.data.ndim != 3:
+            hint = f" (axes {axes!r}: assemble detector modules into one image first)" if axes else ""
+            raise ValueError(
+                f"{self.path}: /{self.dataset_path} has shape {self.data.shape}; expected frames (n, y, x) or "
+                f"one frame (y, x){hint}"
+            )
+        if axes and axes.split(":")[-2:] != ["y", "x"]:
+            raise ValueError(f"{self.path}: /{self.dataset_path} has axes {axes!r}; expected '…:y:x'")
+
+    def _frames_written(self) -> int:
+        if self.data.ndim == 2:
+            return 1
+        n = self.data.shape[0]
+        for holder in (self.data, self.file.get("entry_1")):
+            events = holder.attrs.get("numEvents") if holder is not None else None
+            if events is not None:
+                n = min(n, int(np.asarray(events).reshape(-1)[0]))
+        return n
+
+    def _mask(self, mask_dataset: str | None):
+        name = mask_dataset or f"{self.dataset_path.rsplit('/', 1)[0]}/mask"
+        for candidate in (name, "entry_1/instrument_1/detector_1/mask"):
+            obj = self.file.get(candidate)
+            if isinstance(obj, h5py.Dataset) and obj.shape[-2:] == self.frame_shape:
+                return obj
+        if mask_dataset:
+            raise ValueError(f"{self.path}: no mask of shape {self.frame_shape} at /{mask_dataset}")
+        return None
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        return tuple(self.data.shape[-2:])
+
+    def __len__(self) -> int:
+        return self.count
+
+    def read(self, start: int, stop: int, *, apply_mask: bool = True) -> np.ndarray:
+        """Frames ``start … stop-1`` as float32 (n, y, x); unusable pixels (:data:`MASK_UNUSABLE`) read 0.
+
+        Raises:
+            IndexError: for frames outside ``0 … len-1``.
+            ValueError: naming the frames, if HDF5 cannot read them (a damaged or still-growing file).
+        """
+        if not 0 <= start <= stop <= self.count:
+            raise IndexError(f"{self.path}: frames {start}…{stop - 1} out of range; the file holds {self.count}")
+        try:
+            frames = self.data[()][None] if self.data.ndim == 2 else self.data[start:stop]
+            frames = np.asarray(frames, np.float32)
+            if apply_mask and self.mask is not None:
+                mask = np.asarray(self.mask[()] if self.mask.ndim == 2 else self.mask[start:stop])
+                unusable = (mask.astype(np.uint32) & MASK_UNUSABLE) != 0
+                if unusable.ndim == 2:
+                    frames[:, unusable] = 0.0
+                else:
+                    frames[unusable] = 0.0
+        except OSError as err:
+            raise ValueError(
+                f"{self.path}: cannot read frames {start}…{stop - 1} of /{self.dataset_path} ({err})"
+            ) from None
+        return frames
+
+    def frame(self, index: int) -> np.ndarray:
+        """One frame, float32 (y, x)."""
+        return self.read(index, index + 1)[0]
+
+    def batches(self, size: int, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+        """(first frame index, frames) of consecutive batches of at most ``size`` frames from ``start``."""
+        if size < 1:
+            raise ValueError(f"batch size must be >= 1, got {size}")
+        for first in range(start, self.count, size):
+            yield first, self.read(first, min(first + size, self.count))
+
+    def geometry(self, index: int = 0) -> Geometry:
+        """Distance, pixel size and photon energy of frame ``index`` from the CXI detector and source groups."""
+        detector = (
+            self.dataset_path.rsplit("/", 1)[0]
+            if "detector" in self.dataset_path
+            else "entry_1/instrument_1/detector_1"
+        )
+
+        def value(name: str) -> float | None:
+            obj = self.file.get(name)
+            if not isinstance(obj, h5py.Dataset):
+                return None
+            v = np.asarray(obj[()]).reshape(-1)
+            return float(v[min(index, len(v) - 1)]) if v.size else None
+
+        energy = value("entry_1/instrument_1/source_1/energy")
+        return Geometry(
+            distance_m=value(f"{detector}/distance"),
+            pixel_size_m=value(f"{detector}/x_pixel_size"),
+            photon_energy_eV=energy / J_PER_EV if energy is not None else None,
+        )
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> FrameFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,132 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+
+from spizoo.data.cxi import CXIWriter
+from spizoo.data.frames import MASK_DEAD, MASK_SHADOWED, FrameFile
+
+
+def _cxi(path, n=5, shape=(6, 8)):
+    images = np.arange(n * shape[0] * shape[1], dtype=np.float32).reshape(n, *shape) + 1
+    mask = np.zeros(shape, np.uint32)
+    mask[0, 0] = MASK_DEAD
+    mask[1, 1] = MASK_SHADOWED
+    mask[2, 2] = 0x20  # peak mask: not a bad pixel
+    with CXIWriter(path, shape, block=2) as w:
+        for im in images:
+            w.append(im, mask=mask, distance_m=0.5, pixel_size_m=75e-6, center_px=(3, 4), photon_energy_eV=1200.0)
+    return images
+
+
+def test_spizoo_cxi_frames_masks_and_geometry(tmp_path):
+    images = _cxi(tmp_path / "a.cxi")
+    with FrameFile(tmp_path / "a.cxi") as f:
+        assert len(f) == 5 and f.frame_shape == (6, 8) and f.dataset_path == "entry_1/data_1/data"
+        batch = f.read(1, 4)
+        assert batch.dtype == np.float32 and batch.shape == (3, 6, 8)
+        assert (batch[:, 0, 0] == 0).all() and (batch[:, 1, 1] == 0).all()  # unusable pixels read 0
+        np.testing.assert_array_equal(batch[:, 2:, 2:], images[1:4, 2:, 2:])  # the rest as stored
+        np.testing.assert_array_equal(f.read(0, 1, apply_mask=False)[0], images[0])
+        assert [first for first, _ in f.batches(2)] == [0, 2, 4]
+        g = f.geometry(3)
+        assert g.distance_m == pytest.approx(0.5) and g.pixel_size_m == pytest.approx(75e-6)
+        assert g.photon_energy_eV == pytest.approx(1200.0)
+        with pytest.raises(IndexError, match="out of range; the file holds 5"):
+            f.read(3, 6)
+
+
+def test_links_virtual_datasets_and_a_missing_source(tmp_path):
+    parts = []
+    for i in range(2):
+        with h5py.File(tmp_path / f"run_{i}.h5", "w") as f:
+            f["frames"] = np.full((3, 4, 4), i, np.float32)
+        parts.append(tmp_path / f"run_{i}.h5")
+    layout = h5py.VirtualLayout((6, 4, 4), np.float32)
+    for i, part in enumerate(parts):
+        layout[3 * i : 3 * i + 3] = h5py.VirtualSource(part.name, "frames", shape=(3, 4, 4))
+    with h5py.File(tmp_path / "vds.cxi", "w") as f:
+        f.create_virtual_dataset("entry_1/instrument_1/detector_1/data", layout)
+        f["entry_1/data_1/data"] = h5py.SoftLink("/entry_1/instrument_1/detector_1/data")
+        f["entry_1/data_2"] = h5py.ExternalLink(parts[1].name, "/")
+    with FrameFile(tmp_path / "vds.cxi") as f:
+        assert len(f) == 6 and f.read(2, 4)[:, 0, 0].tolist() == [0, 1]
+    with FrameFile(tmp_path / "vds.cxi", "entry_1/data_2/frames") as f:  # through an external link
+        assert f.frame(0)[0, 0] == 1
+    parts[1].unlink()
+    with pytest.raises(FileNotFoundError, match=r"virtual dataset reading frames from .*run_1.h5"):
+        FrameFile(tmp_path / "vds.cxi")
+
+
+def test_cheetah_num_events_axes_and_plain_hdf5(tmp_path):
+    with h5py.File(tmp_path / "cheetah.cxi", "w") as f:
+        d = f.create_dataset("entry_1/data_1/data", data=np.ones((10, 4, 4), np.float32))
+        d.attrs["numEvents"] = 6
+        d.attrs["axes"] = "experiment_identifier:y:x"
+        f.create_dataset("entry_1/instrument_1/detector_1/data", data=np.ones((2, 16, 4, 4)))
+        f["entry_1/instrument_1/detector_1/data"].attrs["axes"] = "experiment_identifier:module_identifier:y:x"
+        f.create_dataset("scan/images", data=np.ones((3, 5, 5)))
+        f.create_dataset("scan/one", data=np.ones((5, 5)))
+    with FrameFile(tmp_path / "cheetah.cxi") as f:
+        assert len(f) == 6  # frames allocated but not written are not frames
+    with pytest.raises(ValueError, match="assemble detector modules"):
+        FrameFile(tmp_path / "cheetah.cxi", "entry_1/instrument_1/detector_1/data")
+    with FrameFile(tmp_path / "cheetah.cxi", "/scan/images") as f:
+        assert len(f) == 3 and f.frame(2).shape == (5, 5)
+    with FrameFile(tmp_path / "cheetah.cxi", "scan/one") as f:
+        assert len(f) == 1 and f.read(0, 1).shape == (1, 5, 5)
+    with pytest.raises(ValueError, match=r"no image stack at /scan/nothing; .*/scan/images \(3, 5, 5\)"):
+        FrameFile(tmp_path / "cheetah.cxi", "scan/nothing")
+    (tmp_path / "text.cxi").write_text("not hdf5")
+    with pytest.raises(ValueError, match="not an HDF5/CXI file"):
+        FrameFile(tmp_path / "text.cxi")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        FrameFile(tmp_path / "missing.cxi")
+
+
+def test_an_unreadable_frame_is_named(tmp_path):
+    path = tmp_path / "damaged.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset(
+            "entry_1/data_1/data",
+            data=np.random.default_rng(0).random((6, 32, 32)),
+            chunks=(1, 32, 32),
+            compression="gzip",
+        )
+    with h5py.File(path, "r") as f:
+        info = f["entry_1/data_1/data"].id.get_chunk_info(3)
+    with open(path, "r+b") as f:
+        f.seek(info.byte_offset)
+        f.write(b"\x00" * info.size)
+    with FrameFile(path) as frames:
+        frames.read(0, 3)  # the others still read
+        with pytest.raises(ValueError, match=r"cannot read frames 3…3"):
+            frames.read(3, 4)
+
+
+def test_memory_stays_bounded_while_streaming_a_file_many_times_a_batch(tmp_path):
+    path = tmp_path / "big.cxi"
+    with h5py.File(path, "w") as f:
+        d = f.create_dataset("entry_1/data_1/data", (512, 256, 256), np.float32, chunks=(1, 256, 256))
+        for i in range(0, 512, 64):
+            d[i : i + 64] = np.random.default_rng(i).random((64, 256, 256), np.float32)
+    assert os.path.getsize(path) > 128 * 2**20
+    script = textwrap.dedent(
+        f"""
+        import re
+        from spizoo.data.frames import FrameFile
+        def kb(field):
+            return int(re.search(field + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+        with FrameFile({str(path)!r}) as f:
+            f.read(0, 16)
+            base = kb("VmRSS")
+            total = sum(float(b.sum()) for _, b in f.batches(16))
+        print(kb("VmHWM") - base)
+        """
+    )
+    grown_kb = int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+    assert grown_kb < 32 * 1024, f"streaming a 128 MiB file grew the process by {grown_kb} kB"
