@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/train_step.py
 	$(PY) benchmarks/inference.py
 	$(PY) benchmarks/serving.py
+	$(PY) benchmarks/classify.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) build *.egg-info

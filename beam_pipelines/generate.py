@@ -115,6 +115,34 @@ def unit_examples(config, unit: tuple[int, int, int], chash: str) -> tuple[list[
     return examples, counts, images
 
 
+class SimulationSource:
+    """Where ``spizoo generate``'s units and examples come from: the simulator of ``config.sim``.
+
+    :mod:`spizoo.beam_pipelines.ingest` supplies another source (frames of experiment files) to the same
+    pipeline; a source has ``config`` (with ``seed`` and ``dataset``), ``kind``, ``units()``,
+    ``split(unit)``, ``examples(unit, chash)``, ``image_shape()`` and ``describe()``.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self.kind = config.sim.kind
+
+    def units(self) -> list[tuple]:
+        return units(self.config)
+
+    def split(self, unit) -> str:
+        return split_of(self.config, unit[0])
+
+    def examples(self, unit, chash: str):
+        return unit_examples(self.config, unit, chash)
+
+    def image_shape(self) -> list[int]:
+        return list(self.config.sim.detector.pixels)
+
+    def describe(self) -> dict:
+        return to_dict(self.config)
+
+
 class MeanStd(beam.CombineFn):
     """Mergeable per-pixel (count, mean, M2) accumulators (Chan, Golub & LeVeque 1979)."""
 
@@ -150,18 +178,19 @@ def _batch_stats(images: list[np.ndarray]) -> tuple[int, np.ndarray, np.ndarray]
 
 
 class SimulateUnit(beam.DoFn):
-    """Simulates one unit into its chunk file; emits ((split, shard), chunk info) and training statistics."""
+    """Makes one unit's examples into its chunk file; emits ((split, shard), chunk info) and training statistics."""
 
     STATS = "stats"
 
-    def __init__(self, config, root: str):
-        self.config = config
+    def __init__(self, source, root: str):
+        self.source = source
+        self.config = source.config
         self.root = root
-        self.chash = config_hash(config)
+        self.chash = config_hash(source.config)
 
     def process(self, unit):
         model_index = unit[0]
-        split = split_of(self.config, model_index)
+        split = self.source.split(unit)
         path = FileSystems.join(self.root, "chunks", split, f"{model_index:09d}.tfrecord")
         meta_path = path + ".json"
         if FileSystems.exists(meta_path):  # resumed: the chunk was finished by an earlier run
@@ -174,7 +203,7 @@ class SimulateUnit(beam.DoFn):
                     stats = (int(z["n"]), z["mean"], z["m2"])
             Metrics.counter(COUNTER_NAMESPACE, "units_resumed").inc()
         else:
-            examples, meta, images = unit_examples(self.config, unit, self.chash)
+            examples, meta, images = self.source.examples(unit, self.chash)
             payload = b"".join(tfrecord.frame(e) for e in examples)
             meta["bytes"] = len(payload)
             stats = _batch_stats(images) if split == "train" else None
@@ -258,14 +287,15 @@ class WriteStats(beam.DoFn):
         yield n
 
 
-def build(pipeline: beam.Pipeline, config, root: str) -> None:
-    """Adds the generation stages to ``pipeline``, writing under ``root``."""
+def build(pipeline: beam.Pipeline, source, root: str) -> None:
+    """Adds the stages that turn ``source``'s units into shards to ``pipeline``, writing under ``root``."""
+    config = source.config
     shard_keys = [((s, i), None) for s, n in config.dataset.shards.items() for i in range(n)]
     simulated = (
         pipeline
-        | "Units" >> beam.Create(units(config))
+        | "Units" >> beam.Create(source.units())
         | "Spread" >> beam.Reshuffle()
-        | "Simulate" >> beam.ParDo(SimulateUnit(config, root)).with_outputs(SimulateUnit.STATS, main="chunks")
+        | "Simulate" >> beam.ParDo(SimulateUnit(source, root)).with_outputs(SimulateUnit.STATS, main="chunks")
     )
     every_shard = pipeline | "Shards" >> beam.Create(shard_keys)
     (
@@ -296,6 +326,12 @@ def run(config, out: str | Path, beam_args: list[str] = (), *, overwrite: bool =
 
     A killed run leaves ``out.incomplete/``; the same command resumes from the units it finished.
     """
+    return run_source(SimulationSource(config), out, beam_args, overwrite=overwrite)
+
+
+def run_source(source, out: str | Path, beam_args: list[str] = (), *, overwrite: bool = False) -> tuple[dict, dict]:
+    """Writes ``source``'s dataset into ``out`` (see :func:`run`)."""
+    config = source.config
     out = Path(out)
     root = Path(str(out) + ".incomplete")
     chash = config_hash(config)
@@ -313,14 +349,14 @@ def run(config, out: str | Path, beam_args: list[str] = (), *, overwrite: bool =
 
     options = pipeline_options(list(beam_args))
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, config, str(root))
+    build(pipeline, source, str(root))
     result = pipeline.run()
     result.wait_until_finish()
     counters = {
         c.key.metric.name: c.committed
         for c in result.metrics().query(MetricsFilter().with_namespace(COUNTER_NAMESPACE))["counters"]
     }
-    info = _dataset_info(config, root, chash)
+    info = _dataset_info(source, root, chash)
     (root / INFO_FILE).write_text(json.dumps(info, indent=2))
     shutil.rmtree(root / "chunks")
     shutil.rmtree(root / "summaries")
@@ -329,7 +365,8 @@ def run(config, out: str | Path, beam_args: list[str] = (), *, overwrite: bool =
     return info, dict(sorted(counters.items()))
 
 
-def _dataset_info(config, root: Path, chash: str) -> dict:
+def _dataset_info(source, root: Path, chash: str) -> dict:
+    config = source.config
     summaries = [json.loads(p.read_text()) for p in sorted((root / "summaries").glob("*-*.json"))]
     splits = {}
     for split in config.dataset.splits:
@@ -352,8 +389,8 @@ def _dataset_info(config, root: Path, chash: str) -> dict:
         "name": config.dataset.name,
         "spizoo_version": spizoo.__version__,
         "config_hash": chash,
-        "kind": config.sim.kind,
-        "image_shape": list(first.shape) if first is not None else list(config.sim.detector.pixels),
+        "kind": source.kind,
+        "image_shape": list(first.shape) if first is not None else source.image_shape(),
         "compression": config.dataset.compression,
         "feature_spec": schema.feature_spec_json(),
         "splits": splits,
@@ -363,5 +400,5 @@ def _dataset_info(config, root: Path, chash: str) -> dict:
             "mean": "train_mean.npy",
             "std": "train_std.npy",
         },
-        "config": to_dict(config),
+        "config": source.describe(),
     }

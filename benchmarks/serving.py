@@ -32,28 +32,19 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from spizoo import experiment
-from spizoo.config import dump_config
-from spizoo.models import registry
 from spizoo.serving import Client, export
+
+sys.path.insert(0, str(Path(__file__).parent))
+from untrained_run import make_run  # noqa: E402
 
 SIZE = 128
 CLIENTS = 16
 
 
 def make_export(root: Path) -> Path:
-    """A run directory with an untrained ResNet-10, exported as model ``hits``; returns the base path."""
-    run = root / "run"
-    run.mkdir()
-    config = experiment.load("configs/quickstart.yaml", [f"data.crop={SIZE}", "model.options={}"])
-    dump_config(config, run / "config.yaml")
-    np.save(run / "train_mean.npy", np.zeros((SIZE, SIZE), np.float32))
-    np.save(run / "train_std.npy", np.ones((SIZE, SIZE), np.float32))
-    info = {"image_shape": [SIZE, SIZE], "stats": {"mean": "train_mean.npy", "std": "train_std.npy"}, "splits": {}}
-    (run / "dataset_info.json").write_text(json.dumps(info))
-    registry.build("resnet10_classifier", input_shape=(SIZE, SIZE, 1)).save(run / "best.keras")
+    """An untrained ResNet-10 exported as model ``hits``; returns the base path."""
     base = root / "models"
-    export.export(run, base, "hits")
+    export.export(make_run(root, SIZE), base, "hits")
     return base
 
 

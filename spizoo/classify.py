@@ -26,6 +26,10 @@ from spizoo.data.frames import FrameFile
 DEFAULT_THRESHOLD = 0.5
 
 
+class ModelOutputError(RuntimeError):
+    """The model does not give the outputs a command needs (e.g. a regressor given to ``spizoo monitor``)."""
+
+
 class Predictor:
     """``predict(frames [n, H, W] float32) → {name: array}`` and the single-hit threshold that goes with it."""
 

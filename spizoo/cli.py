@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 from spizoo import __version__
+from spizoo.classify import ModelOutputError
 from spizoo.config import ConfigError
 from spizoo.serving.client import ServingClientError
 
@@ -143,12 +144,60 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest(args: argparse.Namespace, beam_args: list[str]) -> int:
+    import yaml
+
+    from spizoo.beam_pipelines import ingest
+    from spizoo.beam_pipelines.config import DatasetConfig
+
+    def mapping(text: str, option: str) -> dict:
+        value = yaml.safe_load(text)
+        if not isinstance(value, dict):
+            raise ValueError(f"{option} must be a mapping such as '{{train: 0.8, validation: 0.2}}', got {text!r}")
+        return value
+
+    splits = mapping(args.splits, "--splits")
+    shards = mapping(args.shards, "--shards") if args.shards else {k: 4 if k == "train" else 1 for k in splits}
+    dataset = DatasetConfig(name=args.name, splits=splits, shards=shards, compression=args.compression)
+    config = ingest.make_config(
+        args.files,
+        labels=args.labels,
+        dataset=dataset,
+        seed=args.seed,
+        image_dataset=args.dataset or "",
+        unit_size=args.unit_size,
+    )
+    info, counters = ingest.run(config, args.out, beam_args, overwrite=args.overwrite)
+    summary = {k: {"examples": v["examples"], "classes": v["classes"]} for k, v in info["splits"].items()}
+    print(json.dumps({"out": args.out, "image_shape": info["image_shape"], "splits": summary}, indent=2))
+    return 0
+
+
 def _classify(args: argparse.Namespace) -> int:
     from spizoo import classify
 
     predictor = classify.load_predictor(args.model, args.threshold)
     summary = classify.classify_files(predictor, args.files, args.out, batch_size=args.batch_size, dataset=args.dataset)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    from spizoo import classify
+    from spizoo.monitor import Monitor
+
+    out = args.out or f"spizoo-monitor-{Path(args.directory).resolve().name}"
+    monitor = Monitor(
+        classify.load_predictor(args.model, args.threshold),
+        args.directory,
+        out,
+        pattern=args.pattern,
+        window=args.window,
+        batch_size=args.batch_size,
+        retries=args.retries,
+        dataset=args.dataset,
+    )
+    monitor.run(args.interval, once=args.once)
     return 0
 
 
@@ -368,6 +417,35 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", help="CSV file for the results")
     pr.set_defaults(func=_predict)
 
+    ing = _verb(
+        verbs,
+        "ingest",
+        "turn frames of experiment CXI/HDF5 files into a TFRecord dataset (Apache Beam)",
+        """\
+            Write the frames of FILES in the dataset schema of spizoo generate (sharded TFRecords,
+            dataset_info.json, training statistics), so that spizoo train trains or fine-tunes on real data.
+            --labels: CSV with columns file,frame,label (0-4 particles); only labelled frames are kept.
+            Without it every frame is kept, unlabelled (-1). Frames go to splits in blocks of --unit-size.
+            Options spizoo does not know are passed to Beam (e.g. --runner=FlinkRunner).
+
+            example:
+              spizoo ingest run_0042.cxi run_0043.cxi --labels diffusion_map_labels.csv --out out/real
+              spizoo train configs/train_resnet10_hits.yaml --data out/real --out out/real_run
+            """,
+    )
+    ing.add_argument("files", nargs="+", help="CXI or HDF5 files")
+    ing.add_argument("--out", required=True, help="dataset directory (OUT.incomplete/ until done)")
+    ing.add_argument("--labels", help="CSV of file,frame,label")
+    ing.add_argument("--name", default="real", help="shard file prefix (default: real)")
+    ing.add_argument("--splits", default="{train: 0.8, validation: 0.1, test: 0.1}", help="YAML mapping")
+    ing.add_argument("--shards", help="YAML mapping of shards per split (default: 4 for train, else 1)")
+    ing.add_argument("--compression", default="none", choices=("none", "gzip"))
+    ing.add_argument("--dataset", help="image stack inside the files (default: the CXI locations)")
+    ing.add_argument("--unit-size", type=int, default=256, help="consecutive frames per unit (and split block)")
+    ing.add_argument("--seed", type=int, default=0, help="seeds the split assignment")
+    ing.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    ing.set_defaults(func=_ingest, passes_unknown=True)
+
     cl = _verb(
         verbs,
         "classify",
@@ -392,6 +470,34 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--threshold", type=float, help="single-hit score threshold")
     cl.add_argument("--batch-size", type=int, default=64, help="frames per model call")
     cl.set_defaults(func=_classify)
+
+    mo = _verb(
+        verbs,
+        "monitor",
+        "classify frames as the DAQ writes them and show the hit rate",
+        """\
+            Watch DIRECTORY for CXI/HDF5 files (also files still growing), classify new frames every
+            --interval seconds, append them to OUT/monitor.csv, print the hit rate and single-hit fraction
+            of the last --window frames, and refresh OUT/monitor.png. A half-written file is retried, a
+            corrupt one reported and skipped; restarted, it continues without classifying a frame twice.
+            MODEL as for spizoo classify.
+
+            example:
+              spizoo monitor out/quick_run /data/run_0042 --out monitor_0042 --interval 2
+            """,
+    )
+    mo.add_argument("model", help="run directory, SavedModel directory, or server URL with the model name")
+    mo.add_argument("directory", help="directory the DAQ writes files into")
+    mo.add_argument("--out", help="results directory (default: ./spizoo-monitor-<DIRECTORY name>)")
+    mo.add_argument("--pattern", default="*.cxi", help="file names to watch (default *.cxi)")
+    mo.add_argument("--interval", type=float, default=2.0, help="seconds between scans")
+    mo.add_argument("--window", type=int, default=500, help="frames in the running hit rate")
+    mo.add_argument("--retries", type=int, default=5, help="failed reads before a file is skipped as corrupt")
+    mo.add_argument("--dataset", help="image stack inside the files (default: the CXI locations)")
+    mo.add_argument("--threshold", type=float, help="single-hit score threshold")
+    mo.add_argument("--batch-size", type=int, default=64, help="frames per model call")
+    mo.add_argument("--once", action="store_true", help="scan once and exit")
+    mo.set_defaults(func=_monitor)
     return parser
 
 
@@ -401,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args, unknown) if getattr(args, "passes_unknown", False) else args.func(args)
-    except (ConfigError, ValueError, OSError, ServingClientError) as err:
+    except (ConfigError, ValueError, OSError, ServingClientError, ModelOutputError) as err:
         print(f"spizoo {args.verb}: error: {err}", file=sys.stderr)
         return 2
     except Exception as err:

@@ -1,0 +1,187 @@
+"""``spizoo ingest``: frames of experiment CXI/HDF5 files → the TFRecord schema of simulated data.
+
+The same Beam pipeline as ``spizoo generate`` (:func:`spizoo.beam_pipelines.generate.run_source`: chunk
+files, shards, training statistics, ``dataset_info.json``, resume after a crash, byte-identical reruns),
+fed by :class:`IngestSource`: units of ``unit_size`` consecutive frames of one file, assigned to a split
+by a hash of (seed, file name, unit), so neighbouring frames stay in one split. Labels come from a CSV
+with columns ``file`` (a name or path; matched by file name), ``frame`` and ``label`` (0–4+ particles,
+e.g. the diffusion-map labels seed 000 used); with a labels file only labelled frames are kept, without
+one every frame is kept with label -1 (for inference or self-supervised use). The result trains or
+fine-tunes any model with ``spizoo train`` exactly as simulated data does.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from spizoo.beam_pipelines.config import DatasetConfig
+from spizoo.data import schema
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestConfig:
+    """What to ingest (also hashed into the example keys; a changed input file restarts a resumed run).
+
+    Attributes:
+        files: absolute paths of the input files, in order.
+        fingerprints: (size, mtime in ns) of each file when the run began.
+        labels: a CSV of ``file,frame,label``, or empty for unlabelled frames.
+        image_dataset: the stack inside the files (empty: the CXI locations).
+        unit_size: consecutive frames per unit of work and of split assignment.
+    """
+
+    seed: int = 0
+    dataset: DatasetConfig = dataclasses.field(default_factory=DatasetConfig)
+    files: tuple[str, ...] = ()
+    fingerprints: tuple[tuple[int, int], ...] = ()
+    labels: str = ""
+    image_dataset: str = ""
+    unit_size: int = 256
+
+    def __post_init__(self):
+        if not self.files:
+            raise ValueError("no input files")
+        if self.unit_size < 1:
+            raise ValueError(f"unit_size must be >= 1, got {self.unit_size}")
+
+
+def make_config(
+    files: list[str], *, labels: str | None, dataset: DatasetConfig, seed: int = 0, **kwargs
+) -> IngestConfig:
+    """An :class:`IngestConfig` for ``files`` (checked to exist) with their fingerprints."""
+    paths = [Path(f).resolve() for f in files]
+    for p in paths:
+        if not p.is_file():
+            raise FileNotFoundError(f"no such file: {p}")
+    if labels and not Path(labels).is_file():
+        raise FileNotFoundError(f"no such labels file: {labels}")
+    prints = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+    return IngestConfig(
+        seed=seed,
+        dataset=dataset,
+        files=tuple(map(str, paths)),
+        fingerprints=prints,
+        labels=str(Path(labels).resolve()) if labels else "",
+        **kwargs,
+    )
+
+
+def read_labels(path: str) -> dict[tuple[str, int], int]:
+    """``{(file name, frame): label}`` from a CSV with columns file, frame, label.
+
+    Raises:
+        ValueError: naming the file and line, for missing columns or values that are not integers.
+    """
+    out = {}
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"file", "frame", "label"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: needs columns file, frame, label; missing {sorted(missing)}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                frame, label = int(row["frame"]), int(row["label"])
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}, line {line}: frame and label must be integers, got {row}") from None
+            if not 0 <= label <= 4:
+                raise ValueError(f"{path}, line {line}: label must be 0-4 (particles, 4 = 4 or more), got {label}")
+            out[(Path(row["file"]).name, frame)] = label
+    return out
+
+
+def _hash01(*parts) -> float:
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") / 2**64
+
+
+class IngestSource:
+    """Units of frames of the input files (see the module docstring); an example per kept frame."""
+
+    kind = "cxi"
+
+    def __init__(self, config: IngestConfig):
+        from spizoo.data.frames import FrameFile
+
+        self.config = config
+        self.labels = read_labels(config.labels) if config.labels else None
+        names = [Path(f).name for f in config.files]
+        if len(set(names)) != len(names):
+            raise ValueError("input file names must be unique (labels and keys use the file name)")
+        if self.labels is not None:
+            unknown = {name for name, _ in self.labels} - set(names)
+            if unknown:
+                raise ValueError(f"{config.labels} labels files that are not inputs: {sorted(unknown)[:5]}")
+        self.counts, self.shapes = [], set()
+        for f in config.files:
+            with FrameFile(f, config.image_dataset or None) as frames:
+                self.counts.append(len(frames))
+                self.shapes.add(frames.frame_shape)
+        if len(self.shapes) != 1:
+            raise ValueError(f"all files must have frames of one shape, got {sorted(self.shapes)}")
+
+    def units(self) -> list[tuple[int, int, int, int]]:
+        """(unit index, file index, first frame, stop)."""
+        out, size = [], self.config.unit_size
+        for i, n in enumerate(self.counts):
+            for start in range(0, n, size):
+                out.append((len(out), i, start, min(start + size, n)))
+        return out
+
+    def split(self, unit) -> str:
+        _, file_index, start, _ = unit
+        u, acc = _hash01("split", self.config.seed, Path(self.config.files[file_index]).name, start), 0.0
+        names = list(self.config.dataset.splits)
+        for name in names:
+            acc += self.config.dataset.splits[name]
+            if u < acc:
+                return name
+        return names[-1]
+
+    def examples(self, unit, chash: str):
+        from spizoo.data.frames import FrameFile
+
+        unit_index, file_index, start, stop = unit
+        path = self.config.files[file_index]
+        name = Path(path).name
+        examples, images, classes = [], [], {}
+        with FrameFile(path, self.config.image_dataset or None) as frames:
+            batch = frames.read(start, stop)
+        for offset, image in enumerate(batch):
+            frame = start + offset
+            label = -1
+            if self.labels is not None:
+                if (name, frame) not in self.labels:
+                    continue
+                label = self.labels[(name, frame)]
+                classes[label] = classes.get(label, 0) + 1
+            feats = schema.example_features(
+                image,
+                key=f"{chash}/{name}/{frame}",
+                model_index=unit_index,
+                label=label,
+                params={"file": name, "frame": np.int64(frame)},
+            )
+            examples.append(schema.encode_example(feats))
+            images.append(image)
+        counts = {"split": self.split(unit), "patterns": len(examples), "examples": len(examples), "classes": classes}
+        return examples, counts, images
+
+    def image_shape(self) -> list[int]:
+        return list(next(iter(self.shapes)))
+
+    def describe(self) -> dict:
+        from spizoo.config import to_dict
+
+        return to_dict(self.config)
+
+
+def run(config: IngestConfig, out: str | Path, beam_args: list[str] = (), *, overwrite: bool = False):
+    """Ingests into ``out``; returns (``dataset_info``, Beam counters)."""
+    from spizoo.beam_pipelines.generate import run_source
+
+    return run_source(IngestSource(config), out, beam_args, overwrite=overwrite)

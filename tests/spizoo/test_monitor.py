@@ -1,0 +1,105 @@
+import csv
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from spizoo import cli
+from spizoo.classify import ModelOutputError, Predictor
+from spizoo.monitor import RESULTS, STATE, Monitor
+
+
+def _fake_predictor():
+    """Class = the frame's first pixel mod 5: results are checkable against what was written."""
+
+    def predict(frames):
+        classes = frames[:, 0, 0].astype(int) % 5
+        return {"classes": classes, "single_hit_score": (classes == 1).astype(np.float32)}
+
+    return Predictor(predict, "fake", 0.5, "given")
+
+
+def _write(path, values, *, grow=False):
+    frames = np.zeros((len(values), 4, 4), np.float32)
+    frames[:, 0, 0] = values
+    if not grow:
+        with h5py.File(path, "w") as f:
+            f.create_dataset("entry_1/data_1/data", data=frames, maxshape=(None, 4, 4), chunks=(1, 4, 4))
+        return
+    with h5py.File(path, "a") as f:
+        d = f["entry_1/data_1/data"]
+        d.resize(d.shape[0] + len(values), axis=0)
+        d[-len(values) :] = frames
+
+
+def _rows(out):
+    with open(out / RESULTS, newline="") as f:
+        return [(r["file"], int(r["frame"]), int(r["class"])) for r in csv.DictReader(f)]
+
+
+def test_growing_half_written_and_corrupt_files(tmp_path):
+    daq, out = tmp_path / "daq", tmp_path / "out"
+    daq.mkdir()
+    _write(daq / "a.cxi", [1, 2, 3, 1])
+    valid = (daq / "a.cxi").read_bytes()
+    (daq / "b.cxi").write_bytes(valid[:300])  # the DAQ has only begun writing it
+    (daq / "c.cxi").write_text("not a detector file")
+    monitor = Monitor(_fake_predictor(), daq, out, retries=2, batch_size=3)
+    first = monitor.poll()
+    assert first["new_frames"] == 4 and any("cannot read b.cxi yet" in n for n in first["notes"])
+    _write(daq / "a.cxi", [4, 1], grow=True)  # the file grows
+    _write(daq / "b.cxi", [1, 1, 0])  # and the other is complete now
+    second = monitor.poll()
+    assert second["new_frames"] == 5
+    assert any("skipping c.cxi after 2 failed reads" in n for n in second["notes"])
+    assert monitor.poll() == {"new_frames": 0, "notes": []}  # the corrupt file is not retried unchanged
+    rows = _rows(out)
+    assert rows == [("a.cxi", i, c) for i, c in enumerate([1, 2, 3, 1, 4, 1])] + [
+        ("b.cxi", i, c) for i, c in enumerate([1, 1, 0])
+    ]
+    rates = monitor.rates()
+    assert rates["frames"] == 9 and rates["single_hit_fraction"] == pytest.approx(5 / 9)
+    assert rates["hit_rate"] == pytest.approx(8 / 9)
+    assert monitor.plot().stat().st_size > 5000
+
+
+def test_a_restart_never_classifies_a_frame_twice(tmp_path):
+    daq, out = tmp_path / "daq", tmp_path / "out"
+    daq.mkdir()
+    _write(daq / "a.cxi", [1, 2, 3])
+    Monitor(_fake_predictor(), daq, out).poll()
+    # A crash after results were appended but before the state was saved leaves extra rows: they go.
+    with open(out / RESULTS, "a") as f:
+        f.write("a.cxi,3,4,0.000000,0\n")
+    _write(daq / "a.cxi", [4, 0], grow=True)
+    again = Monitor(_fake_predictor(), daq, out)
+    assert len(again.history) == 3
+    assert again.poll()["new_frames"] == 2
+    assert _rows(out) == [("a.cxi", i, c) for i, c in enumerate([1, 2, 3, 4, 0])]
+    assert json.loads((out / STATE).read_text())["files"]["a.cxi"]["done"] == 5
+
+
+def test_monitor_needs_a_classifier(tmp_path):
+    daq = tmp_path / "daq"
+    daq.mkdir()
+    _write(daq / "a.cxi", [1])
+    regressor = Predictor(lambda x: {"radius_nm": np.zeros(len(x))}, "regressor", 0.5, "given")
+    with pytest.raises(ModelOutputError, match="needs a hit classifier"):
+        Monitor(regressor, daq, tmp_path / "out").poll()
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        Monitor(regressor, tmp_path / "nowhere", tmp_path / "out")
+
+
+def test_monitor_command_once_with_a_trained_run(runs, tmp_path, capsys):
+    daq = tmp_path / "daq"
+    daq.mkdir()
+    images = np.random.default_rng(0).poisson(2.0, (6, 32, 32)).astype(np.float32)
+    with h5py.File(daq / "run_1.cxi", "w") as f:
+        f["entry_1/data_1/data"] = images
+    args = ["monitor", str(runs["hits"][0]), str(daq), "--out", str(tmp_path / "out"), "--once"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "6 frames (+6" in out and "hit rate" in out
+    assert len(_rows(tmp_path / "out")) == 6 and (tmp_path / "out" / "monitor.png").exists()
+    assert cli.main(args) == 0 and len(_rows(tmp_path / "out")) == 6  # rerun: nothing twice
