@@ -39,7 +39,10 @@ class DataConfig:
         view: ``image`` (H, W, 1) or ``vgg`` (seed 000 §4.2: clip at 10 photons, scale to 0–255, three
             channels, 224×224, VGG16's caffe preprocessing; ``normalize`` is then ignored).
         target: ``label`` (hit class) or ``target`` (the 5-vector of regression data).
-        batch_size, shuffle_buffer, cycle_length: batching, example shuffle buffer, files read at once.
+        batch_size, shuffle_buffer, cycle_length: batching, example shuffle buffer, files read at once. The
+            buffer must span many particle models (examples arrive a model's 50–100 patterns at a time): in
+            batches of few models, batch norm's training statistics carry each model's intensity and the
+            inference-mode network fails (docs/RESULTS.md).
         flip: random horizontal and vertical flips when training.
         deterministic: same order on every run (slower); otherwise order may vary between runs.
         skip_corrupt: leave out files of the wrong size and cut files at a bad record, with a warning,
@@ -51,7 +54,7 @@ class DataConfig:
     view: str = "image"
     target: str = "label"
     batch_size: int = 64
-    shuffle_buffer: int = 512
+    shuffle_buffer: int = 8192
     cycle_length: int = 4
     flip: bool = True
     deterministic: bool = False

@@ -182,3 +182,21 @@ def test_worker_run_dir_keeps_non_chief_files_apart(tmp_path, monkeypatch):
     assert with_task("worker", 0, chief=True) == tmp_path / "worker-0"
     assert with_task("chief", 0, chief=True) == tmp_path
     assert training.worker_run_dir(tmp_path, "default") == tmp_path
+
+
+def test_batch_norm_statistics_are_the_average_over_training_batches_before_validation():
+    import tensorflow as tf
+
+    inputs = keras.Input((3,))
+    drop = keras.layers.Dropout(0.5)
+    norm = keras.layers.BatchNormalization(momentum=0.99)
+    model = keras.Model(inputs, norm(drop(inputs)))
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(loc=5.0, scale=2.0, size=(16, 3)).astype(np.float32) for _ in range(4)]
+    dataset = tf.data.Dataset.from_tensor_slices((np.stack(batches), np.zeros(4))).map(lambda x, y: (x, y))
+    callback = training.batch_norm_statistics_callback(dataset, 3)
+    callback.set_model(model)
+    callback.on_test_begin()
+    np.testing.assert_allclose(norm.moving_mean.numpy(), np.mean([b.mean(0) for b in batches[:3]], 0), rtol=1e-5)
+    np.testing.assert_allclose(norm.moving_variance.numpy(), np.mean([b.var(0) for b in batches[:3]], 0), rtol=1e-4)
+    assert norm.momentum == 0.99 and drop.rate == 0.5  # restored; dropout was off while measuring
