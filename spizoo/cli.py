@@ -217,6 +217,14 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    """MODEL and the options of the commands that run it on experiment files (classify, monitor)."""
+    parser.add_argument("model", help="run directory, SavedModel directory, or server URL with the model name")
+    parser.add_argument("--dataset", help="image stack inside the files (default: the CXI locations)")
+    parser.add_argument("--threshold", type=float, help="single-hit score threshold")
+    parser.add_argument("--batch-size", type=int, default=64, help="frames per model call")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spizoo", description="XFEL single-particle-imaging model zoo and data layer."
@@ -463,12 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
               spizoo classify out/quick_run run_0042.cxi run_0043.cxi --out results/run_42_43.h5
             """,
     )
-    cl.add_argument("model", help="run directory, SavedModel directory, or server URL with the model name")
+    _add_model_args(cl)
     cl.add_argument("files", nargs="+", help="CXI or HDF5 files")
     cl.add_argument("--out", required=True, help="results file (.h5 or .csv); never overwritten")
-    cl.add_argument("--dataset", help="image stack inside the files (default: the CXI locations)")
-    cl.add_argument("--threshold", type=float, help="single-hit score threshold")
-    cl.add_argument("--batch-size", type=int, default=64, help="frames per model call")
     cl.set_defaults(func=_classify)
 
     mo = _verb(
@@ -486,16 +491,13 @@ def build_parser() -> argparse.ArgumentParser:
               spizoo monitor out/quick_run /data/run_0042 --out monitor_0042 --interval 2
             """,
     )
-    mo.add_argument("model", help="run directory, SavedModel directory, or server URL with the model name")
+    _add_model_args(mo)
     mo.add_argument("directory", help="directory the DAQ writes files into")
     mo.add_argument("--out", help="results directory (default: ./spizoo-monitor-<DIRECTORY name>)")
     mo.add_argument("--pattern", default="*.cxi", help="file names to watch (default *.cxi)")
     mo.add_argument("--interval", type=float, default=2.0, help="seconds between scans")
     mo.add_argument("--window", type=int, default=500, help="frames in the running hit rate")
     mo.add_argument("--retries", type=int, default=5, help="failed reads before a file is skipped as corrupt")
-    mo.add_argument("--dataset", help="image stack inside the files (default: the CXI locations)")
-    mo.add_argument("--threshold", type=float, help="single-hit score threshold")
-    mo.add_argument("--batch-size", type=int, default=64, help="frames per model call")
     mo.add_argument("--once", action="store_true", help="scan once and exit")
     mo.set_defaults(func=_monitor)
     return parser
