@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce the papers' experiments at the reduced scale of docs/RESULTS.md: scripts/reproduce.sh e1 [e2 …]
-# Experiments: e1 (ResNet-10 hits), e2 (icosahedra only → soccer, torus), e2b (three polyhedra → soccer,
+# Experiments: e1 (ResNet-10 hits), e1_scaling (e1 at 2,000 and 4,000 patterns), e2 (icosahedra only → soccer, torus), e2b (three polyhedra → soccer,
 # torus), e3 (VGG16 + logistic regression), e4 (ResNet-34 on MSFT, forward-fit baseline), e5 (served model
 # = in-process model). Outputs go to $OUT (default out/results). Each step is a spizoo command, echoed.
 set -euo pipefail
@@ -17,6 +17,16 @@ e1() {
   dataset configs/experiments/e1_resnet10_hits.yaml e1_data
   run "$SPIZOO" train configs/experiments/e1_resnet10_hits.yaml --data "$OUT/e1_data" --out "$OUT/e1_run"
   run "$SPIZOO" evaluate "$OUT/e1_run" --data "$OUT/e1_data/*-test.tfrecord-*"
+}
+
+e1_scaling() {  # experiment 1 at 2,000 and 4,000 patterns, each tested on e1's own 8,000-pattern test split
+  e1
+  for n in 2000 4000; do
+    [ -d "$OUT/e1_data_$n" ] || run "$SPIZOO" generate configs/experiments/e1_resnet10_hits.yaml \
+      --out "$OUT/e1_data_$n" --set dataset.patterns=$n
+    run "$SPIZOO" train configs/experiments/e1_resnet10_hits.yaml --data "$OUT/e1_data_$n" --out "$OUT/e1_run_$n"
+    run "$SPIZOO" evaluate "$OUT/e1_run_$n" --data "$OUT/e1_data/*-test.tfrecord-*"
+  done
 }
 
 generalisation() {  # generalisation CONFIG NAME
@@ -76,5 +86,5 @@ print(f"e5: served vs in-process: classes identical {same}, max probability diff
 PY
 }
 
-[ $# -gt 0 ] || { echo "usage: $0 e1|e2|e2b|e3|e4|e5 ..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 e1|e1_scaling|e2|e2b|e3|e4|e5 ..." >&2; exit 2; }
 for experiment in "$@"; do "$experiment"; done
