@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Reproduce the papers' experiments at the reduced scale of docs/RESULTS.md: scripts/reproduce.sh e1 [e2 …]
-# Experiments: e1 (ResNet-10 hits), e1_scaling (e1 at 2,000 and 4,000 patterns), e2 (icosahedra only → soccer, torus), e2b (three polyhedra → soccer,
-# torus), e3 (VGG16 + logistic regression), e4 (ResNet-34 on MSFT, forward-fit baseline), e5 (served model
-# = in-process model). Outputs go to $OUT (default out/results). Each step is a spizoo command, echoed.
+# Experiments: e1 (ResNet-10 hits), e1_scaling (e1 at 2,000 and 4,000 patterns), e1_seeds (e1 with
+# other seeds), e2 (icosahedra only → soccer, torus), e2b (three polyhedra → soccer, torus), e2c (icosahedra
+# with detector-artefact augmentation → soccer, torus), e3 (VGG16 + logistic regression), e4 (ResNet-34 on
+# MSFT), e4_fit (forward-fit baseline), e5 (served model = in-process model). Outputs go to $OUT (default
+# out/results). Each step is a spizoo command, echoed.
 set -euo pipefail
 SPIZOO=${SPIZOO:-.venv/bin/spizoo}
 OUT=${OUT:-out/results}
@@ -29,6 +31,16 @@ e1_scaling() {  # experiment 1 at 2,000 and 4,000 patterns, each tested on e1's 
   done
 }
 
+e1_seeds() {  # experiment 1 again with E1_SEEDS (default 1 2): new particle models, splits, initial weights
+  for seed in ${E1_SEEDS:-1 2}; do
+    [ -d "$OUT/e1_data_seed$seed" ] || run "$SPIZOO" generate configs/experiments/e1_resnet10_hits.yaml \
+      --out "$OUT/e1_data_seed$seed" --set seed=$seed
+    run "$SPIZOO" train configs/experiments/e1_resnet10_hits.yaml --data "$OUT/e1_data_seed$seed" \
+      --out "$OUT/e1_run_seed$seed" --set seed=$seed
+    run "$SPIZOO" evaluate "$OUT/e1_run_seed$seed" --data "$OUT/e1_data_seed$seed/*-test.tfrecord-*"
+  done
+}
+
 generalisation() {  # generalisation CONFIG NAME
   dataset "$1" "$2_data"
   dataset configs/experiments/e2_test_soccer.yaml e2_test_soccer
@@ -42,6 +54,7 @@ generalisation() {  # generalisation CONFIG NAME
 
 e2() { generalisation configs/experiments/e2_icosahedra_only.yaml e2; }
 e2b() { generalisation configs/experiments/e2b_shape_variety.yaml e2b; }
+e2c() { generalisation configs/experiments/e2c_augmented.yaml e2c; }
 
 e3() {
   local weights=${VGG16_WEIGHTS:-}
@@ -57,12 +70,18 @@ e4() {
   dataset configs/experiments/e4_resnet34_msft.yaml e4_data
   run "$SPIZOO" train configs/experiments/e4_resnet34_msft.yaml --data "$OUT/e4_data" --out "$OUT/e4_run"
   run "$SPIZOO" evaluate "$OUT/e4_run" --data "$OUT/e4_data/*-test.tfrecord-*"
-  [ -f "$OUT/e4_fit/patterns.cxi" ] || run "$SPIZOO" simulate configs/experiments/e4_resnet34_msft.yaml \
-    -n "${FIT_PATTERNS:-3}" --seed 7 --out "$OUT/e4_fit" --overwrite
-  for i in $(seq 0 $(( ${FIT_PATTERNS:-3} - 1 ))); do
-    run "$SPIZOO" fit-pattern configs/experiments/e4_resnet34_msft.yaml "$OUT/e4_fit/patterns.cxi" --index "$i" \
-      --out "$OUT/e4_fit/fit_$i"
-  done
+}
+
+e4_fit() {  # forward fits of FIT_PATTERNS (30) fresh patterns, FIT_WORKERS (2) at a time; finished fits are kept
+  local n=${FIT_PATTERNS:-30} fits="$OUT/e4_fit"
+  [ -f "$fits/patterns.cxi" ] || run "$SPIZOO" simulate configs/experiments/e4_resnet34_msft.yaml \
+    -n "$n" --seed 7 --out "$fits" --overwrite
+  echo "+ $SPIZOO fit-pattern configs/experiments/e4_resnet34_msft.yaml $fits/patterns.cxi --index I" \
+    "--out $fits/fit_I   (I = 0 … $(( n - 1 )), ${FIT_WORKERS:-2} at a time)" >&2
+  seq 0 $(( n - 1 )) | OMP_NUM_THREADS=1 xargs -P "${FIT_WORKERS:-2}" -I{} sh -c "[ -f '$fits/fit_{}/fit_{}.json' ] || \
+    '$SPIZOO' fit-pattern configs/experiments/e4_resnet34_msft.yaml '$fits/patterns.cxi' --index {} \
+    --out '$fits/fit_{}' > '$fits/fit_{}.log' 2>&1"
+  run "$SPIZOO" fit-summary "$fits" --model "$OUT/e4_run"
 }
 
 e5() {
@@ -86,5 +105,5 @@ print(f"e5: served vs in-process: classes identical {same}, max probability diff
 PY
 }
 
-[ $# -gt 0 ] || { echo "usage: $0 e1|e1_scaling|e2|e2b|e3|e4|e5 ..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 e1|e1_scaling|e1_seeds|e2|e2b|e2c|e3|e4|e4_fit|e5 ..." >&2; exit 2; }
 for experiment in "$@"; do "$experiment"; done

@@ -20,7 +20,11 @@ range ``[lo, hi]`` (the image's own minimum and maximum). Parameter ranges, with
 ===============  ==============================================================================
 
 An :class:`AugmentPolicy` (YAML ``augment:``) says which filters, how many copies per pattern (the paper's
-eleven-fold expansion by default: each of the eleven filters once) and their parameters.
+eleven-fold expansion by default: each of the eleven filters once), their parameters, and the scale they act
+on. The filters' ranges are fractions of the image's range, which suits seed 001's log images; on the photon
+counts of small-angle patterns (seed 000), ``scale: log10`` applies them to ``log10(1 + counts)`` and maps
+the result back to counts, so "half the maximum signal" means half the decades a detector shows, not half
+the brightest pixel's photons (which would bury everything beyond the central speckle).
 """
 
 from __future__ import annotations
@@ -201,12 +205,18 @@ class AugmentPolicy:
         flip: also flip each copy at random (seed 000).
         params: per-filter keyword arguments, e.g. ``{blur: {max_radius_px: 3}}``; ``combination`` and
             ``experimental`` pass them on to the filters they apply.
+        pick: ``cycle`` (copy ``i`` gets filter ``i mod len(filters)``) or ``random`` (each copy a filter
+            drawn uniformly: augmentation without enlarging the dataset when ``copies: 1``).
+        scale: ``linear`` (filters act on the stored values) or ``log10`` (on ``log10(1 + value)``, for
+            photon counts; see the module docstring).
     """
 
     filters: tuple[str, ...] = PAPER_FILTERS
     copies: int = 11
     flip: bool = False
     params: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    pick: str = "cycle"
+    scale: str = "linear"
 
     def __post_init__(self):
         unknown = [f for f in (*self.filters, *self.params) if f not in FILTERS]
@@ -216,18 +226,31 @@ class AugmentPolicy:
             raise ValueError("filters must name at least one filter")
         if self.copies < 1:
             raise ValueError(f"copies must be >= 1, got {self.copies}")
+        if self.pick not in ("cycle", "random"):
+            raise ValueError(f"pick must be 'cycle' or 'random', got {self.pick!r}")
+        if self.scale not in ("linear", "log10"):
+            raise ValueError(f"scale must be 'linear' or 'log10', got {self.scale!r}")
 
     def apply(self, image: np.ndarray, rng) -> list[tuple[str, np.ndarray]]:
         """The ``copies`` augmented images of ``image`` with the filter name of each."""
         rng = np.random.default_rng(rng)
+        log = self.scale == "log10"
+        if log and image.min() < 0:
+            raise ValueError(f"scale: log10 needs non-negative values (photon counts), got minimum {image.min()}")
+        source = np.log10(1.0 + image.astype(np.float64)).astype(image.dtype) if log else image
         out = []
         for i in range(self.copies):
-            name = self.filters[i % len(self.filters)]
-            if name in ("combination", "experimental"):
-                img = FILTERS[name](image, rng, params=self.params)
+            if self.pick == "random":
+                name = self.filters[int(rng.integers(len(self.filters)))]
             else:
-                img = FILTERS[name](image, rng, **self.params.get(name, {}))
+                name = self.filters[i % len(self.filters)]
+            if name in ("combination", "experimental"):
+                img = FILTERS[name](source, rng, params=self.params)
+            else:
+                img = FILTERS[name](source, rng, **self.params.get(name, {}))
+            if log:
+                img = image.copy() if name == "identity" else np.maximum(np.power(10.0, img) - 1.0, 0.0)
             if self.flip:
                 img = flip(img, rng)
-            out.append((name, img))
+            out.append((name, img.astype(image.dtype, copy=False)))
         return out

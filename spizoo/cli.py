@@ -35,6 +35,16 @@ def _fit_pattern(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_summary(args: argparse.Namespace) -> int:
+    from spizoo import fit
+
+    summary = fit.summarise(args.directory, args.model)
+    summary.pop("curve")
+    summary.get("network", {}).pop("per_pattern", None)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def _generate(args: argparse.Namespace, beam_args: list[str]) -> int:
     from spizoo import experiment
     from spizoo.beam_pipelines import generate
@@ -284,6 +294,27 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", required=True, help="output directory")
     _add_set(fit)
     fit.set_defaults(func=_fit_pattern)
+
+    summ = _verb(
+        verbs,
+        "fit-summary",
+        "seed 001 fig. 4b: forward-fit error against simulations over many patterns, against the network",
+        """\
+            Gather DIRECTORY/fit_<i>/fit_<i>.json (spizoo fit-pattern on DIRECTORY/patterns.cxi) into
+            DIRECTORY/summary.json and DIRECTORY/error_vs_simulations.png: median and central 90 % of the
+            best fit's mean relative error against forward simulations, and the wall time per pattern. With
+            --model, the regressor predicts the same patterns and is drawn and timed alongside.
+
+            example:
+              spizoo simulate configs/sim_msft.yaml -n 3 --out out/fits
+              for i in 0 1 2; do spizoo fit-pattern configs/sim_msft.yaml out/fits/patterns.cxi \\
+                --index $i --starts 5 --out out/fits/fit_$i; done
+              spizoo fit-summary out/fits --model out/msft_run
+            """,
+    )
+    summ.add_argument("directory", help="directory with patterns.cxi, config.yaml and fit_<i>/ reports")
+    summ.add_argument("--model", default=None, help="regressor run directory, SavedModel or server URL")
+    summ.set_defaults(func=_fit_summary)
 
     gen = _verb(
         verbs,

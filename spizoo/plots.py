@@ -147,3 +147,33 @@ def hit_rate(classes: np.ndarray, single_hit: np.ndarray, path: Path, *, window:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def fit_summary(summary: dict, path: Path) -> None:
+    """PNG of seed 001 fig. 4b: best-fit error against forward simulations over patterns, and the network."""
+    curve, fit = summary["curve"], summary["forward_fit"]
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    n = curve["forward_simulations"]
+    ax.fill_between(n, curve["q05"], curve["q95"], step="post", alpha=0.3, label="forward fit, central 90 %")
+    ax.loglog(
+        n,
+        curve["median"],
+        drawstyle="steps-post",
+        label=f"forward fit, median ({fit['median_seconds_per_pattern']:.0f} s/pattern)",
+    )
+    if "network" in summary:
+        net = summary["network"]
+        ax.axhline(
+            net["median_mean_relative_error"],
+            color="C3",
+            ls="--",
+            label=f"network, median ({1e3 * net['median_seconds_per_pattern']:.1f} ms/pattern)",
+        )
+    ax.set_xlabel("forward simulations")
+    ax.set_ylabel("mean relative error")
+    ax.set_title(f"{summary['patterns']} pattern{'s' if summary['patterns'] != 1 else ''}", fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

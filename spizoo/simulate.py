@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
 import os
 from collections.abc import Iterator
@@ -131,12 +132,13 @@ def run(config: Config, n: int, out: str | Path, *, workers: int | None = None, 
 
 
 def augment_sheet(config: Config, out: str | Path) -> Path:
-    """PNG of pattern 0 under each filter of the config's augmentation policy, side by side."""
+    """PNG of pattern 0 under each filter of the config's augmentation policy once, side by side."""
     first = next(iterate_patterns(config, 1))
-    policy = config.augment
+    policy = dataclasses.replace(config.augment, copies=len(config.augment.filters), pick="cycle")
     rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(0, 0xA06)))
-    images = [first.image] + [img for _, img in policy.apply(first.image, rng)][: len(policy.filters)]
-    names = ["original"] + list(policy.filters[: len(images) - 1])
+    filtered = policy.apply(first.image, rng)
+    images = [first.image] + [img for _, img in filtered]
+    names = ["original"] + [name for name, _ in filtered]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     return contact_sheet(images, names, out / "augment.png", columns=6, log=isinstance(config.sim, spi.SpiConfig))

@@ -111,6 +111,19 @@ def test_msft_training_split_is_augmented_eleven_fold(tmp_path):
     assert all(e["label"] == -1 and np.abs(e["target"]).max() <= 1 for e in examples)
 
 
+def test_spi_training_split_gets_one_random_artefact_per_pattern_on_the_photon_log_scale(tmp_path):
+    policy = ["augment={copies: 1, pick: random, scale: log10}", "dataset.augment_splits=[train]"]
+    config = load("configs/quickstart.yaml", [*SMALL, *policy])
+    info, _ = generate.run(config, tmp_path / "spi", IN_MEMORY)
+    assert all(s["examples"] == s["patterns"] for s in info["splits"].values())  # same size as unaugmented
+    train = [e for shard in sorted((tmp_path / "spi").glob("*-train.tfrecord-*")) for e in records(shard)]
+    names = {e["augmentation"] for e in train}
+    assert len(names) >= 5 and names <= set(config.augment.filters)
+    assert all(e["image"].min() >= 0 for e in train)  # still photon counts
+    validation = records(next((tmp_path / "spi").glob("*-validation.tfrecord-*")))
+    assert {e["augmentation"] for e in validation} == {"none"}
+
+
 def test_gzip_shards_are_gzip(tmp_path):
     config = load("configs/quickstart.yaml", [*SMALL, "dataset.compression=gzip", "dataset.patterns=16"])
     generate.run(config, tmp_path / "gz", IN_MEMORY)

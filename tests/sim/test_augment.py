@@ -65,3 +65,33 @@ def test_policy_cycles_filters_passes_params_and_rejects_unknown(image):
         A.AugmentPolicy(filters=("smudge",))
     with pytest.raises(ValueError, match="copies must be >= 1"):
         A.AugmentPolicy(copies=0)
+    with pytest.raises(ValueError, match="pick must be"):
+        A.AugmentPolicy(pick="shuffle")
+    with pytest.raises(ValueError, match="scale must be"):
+        A.AugmentPolicy(scale="ln")
+
+
+def test_random_pick_draws_every_filter_and_is_seeded(image):
+    policy = A.AugmentPolicy(copies=1, pick="random")
+    names = [policy.apply(image, seed)[0][0] for seed in range(200)]
+    assert set(names) == set(A.PAPER_FILTERS)  # 200 draws of 11: each appears (p(miss) < 1e-7)
+    assert [policy.apply(image, seed)[0][0] for seed in range(200)] == names
+
+
+def test_log10_scale_measures_artefacts_in_decades_of_photon_counts():
+    counts = np.zeros((64, 64), np.float32)
+    counts[32, 32], counts[0, 0] = 1e4, 1.0  # one bright speckle, one single photon
+    # Noise of at most 1% of the range: linear, up to ±100 photons on every dark pixel; in log10, at most
+    # ±0.04 decades, so the single photon (0.30 decades) stays within 1 ± 0.1 photons.
+    params = {"uniform_noise": {"max_level": 0.01}}
+    for seed in range(5):
+        linear = A.AugmentPolicy(filters=("uniform_noise",), copies=1, params=params).apply(counts, seed)[0][1]
+        log = A.AugmentPolicy(filters=("uniform_noise",), copies=1, params=params, scale="log10")
+        logged = log.apply(counts, seed)[0][1]
+        assert logged.dtype == counts.dtype and logged.min() >= 0 and logged.max() <= 1e4 * (1 + 1e-5)
+        assert abs(logged[0, 0] - 1.0) < 0.1
+        assert np.abs(logged - counts).mean() < 0.2 < 1 < np.abs(linear - counts).mean()  # photons per pixel
+    identity = A.AugmentPolicy(filters=("identity",), copies=1, scale="log10").apply(counts, 0)[0][1]
+    np.testing.assert_array_equal(identity, counts)
+    with pytest.raises(ValueError, match="non-negative"):
+        A.AugmentPolicy(scale="log10").apply(counts - 2, 0)

@@ -157,6 +157,39 @@ def test_fit_pattern_reports_parameters_errors_and_cost(tmp_path, capsys):
     assert '"radius_nm"' in capsys.readouterr().out
 
 
+def test_fit_summary_gathers_the_fits_and_compares_the_network_on_the_same_patterns(tmp_path, runs, capsys):
+    import json
+
+    sim = tmp_path / "fits"
+    assert (
+        cli.main(["simulate", "configs/sim_msft.yaml", "-n", "3", "--out", str(sim), "--workers", "1", *MSFT_SMALL])
+        == 0
+    )
+    assert cli.main(["fit-summary", str(sim)]) == 2
+    assert "no fit_<i>/fit_<i>.json" in capsys.readouterr().err
+    for i in range(3):
+        args = ["fit-pattern", "configs/sim_msft.yaml", str(sim / "patterns.cxi"), "--index", str(i)]
+        assert cli.main([*args, "--out", str(sim / f"fit_{i}"), "--starts", "2", "--iterations", "8", *MSFT_SMALL]) == 0
+    regressor = runs["sizes"][0]  # trained on 32 x 32 MSFT patterns
+    assert cli.main(["fit-summary", str(sim), "--model", str(regressor)]) == 0
+    summary = json.loads((sim / "summary.json").read_text())
+    reports = [json.loads((sim / f"fit_{i}" / f"fit_{i}.json").read_text()) for i in range(3)]
+    finals = [r["mean_relative_error"] for r in reports]
+    assert summary["patterns"] == 3
+    assert summary["forward_fit"]["median_mean_relative_error"] == pytest.approx(np.median(finals))
+    curve = summary["curve"]
+    assert curve["forward_simulations"][-1] == max(r["forward_simulations"] for r in reports)
+    assert curve["median"][-1] == pytest.approx(np.median(finals))  # every fit has finished by the last budget
+    assert all(a <= m <= b for a, m, b in zip(curve["q05"], curve["median"], curve["q95"], strict=True) if m == m)
+    network = summary["network"]
+    assert len(network["per_pattern"]) == 3 and network["median_seconds_per_pattern"] > 0
+    assert all(0 <= p["mean"] <= p["max"] for p in network["per_pattern"])
+    assert (sim / "error_vs_simulations.png").stat().st_size > 10_000
+    assert '"network"' in capsys.readouterr().out
+    assert cli.main(["fit-summary", str(sim), "--model", str(runs["hits"][0])]) == 2
+    assert "not a (quaternion, radius) regressor" in capsys.readouterr().err
+
+
 def test_fit_pattern_errors_are_clear(tmp_path, capsys):
     assert cli.main(["fit-pattern", "configs/sim_spi.yaml", "missing.cxi", "--out", str(tmp_path)]) == 2
     assert "needs a config with sim.kind: msft" in capsys.readouterr().err
