@@ -1,4 +1,4 @@
-"""Installs the top-level folders under the one ``spizoo`` import namespace (see ARCHITECTURE.md)."""
+"""Installs the top-level folders under the one ``spizoo`` import namespace (docs/ARCHITECTURE.md)."""
 
 from setuptools import setup
 
@@ -20,7 +20,7 @@ setup(
     package_dir=PACKAGES,
     install_requires=[
         "tensorflow==2.21.*",
-        "keras>=3.10,<4",
+        "keras>=3.15,<3.16",  # the workarounds in spizoo/core/compat.py were checked on 3.15
         "apache-beam[tfrecord]==2.77.*",
         "google-crc32c",
         "protobuf<7",

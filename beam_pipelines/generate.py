@@ -36,7 +36,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 import spizoo
 from spizoo import sim
 from spizoo.beam_pipelines.config import DatasetConfig  # noqa: F401 - re-exported for users
-from spizoo.config import config_hash, to_dict
+from spizoo.core import seeds
+from spizoo.core.config import config_hash, to_dict
 from spizoo.data import schema, tfrecord
 from spizoo.sim import spi
 
@@ -97,7 +98,7 @@ def unit_examples(config, unit: tuple[int, int, int], chash: str) -> tuple[list[
         key = f"{chash}/{model_index}/{shot}"
         copies = [("none", p.image)]
         if augment:
-            rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(model_index, shot, 0xA06)))
+            rng = seeds.augment_rng(config.seed, model_index, shot)
             copies = config.augment.apply(p.image, rng)
         for copy, (filt, image) in enumerate(copies):
             feats = schema.example_features(
@@ -308,6 +309,21 @@ def build(pipeline: beam.Pipeline, source, root: str) -> None:
         | "MergeStats" >> beam.CombineGlobally(MeanStd())
         | "WriteStats" >> beam.ParDo(WriteStats(root))
     )
+
+
+def unknown_options(beam_args: list[str]) -> tuple[list[str], list[str]]:
+    """(the arguments no Beam pipeline option parses, every option Beam knows). Beam itself only logs the
+    first and runs without them."""
+    parsers = []
+    beam_logger = logging.getLogger("apache_beam.options.pipeline_options")
+    level = beam_logger.level
+    beam_logger.setLevel(logging.ERROR)  # its "Discarding unparseable args" warning: the caller reports them
+    try:
+        PipelineOptions(list(beam_args)).get_all_options(add_extra_args_fn=parsers.append)
+    finally:
+        beam_logger.setLevel(level)
+    _, unknown = parsers[0].parse_known_args(list(beam_args))
+    return unknown, [o for action in parsers[0]._actions for o in action.option_strings]
 
 
 def pipeline_options(beam_args: list[str]) -> PipelineOptions:

@@ -20,7 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from spizoo.beam_pipelines.config import DatasetConfig
+from spizoo.beam_pipelines.generate import run_source
+from spizoo.core.config import to_dict
 from spizoo.data import schema
+from spizoo.data.frames import FrameFile
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,8 +108,6 @@ class IngestSource:
     kind = "cxi"
 
     def __init__(self, config: IngestConfig):
-        from spizoo.data.frames import FrameFile
-
         self.config = config
         self.labels = read_labels(config.labels) if config.labels else None
         names = [Path(f).name for f in config.files]
@@ -143,8 +144,6 @@ class IngestSource:
         return names[-1]
 
     def examples(self, unit, chash: str):
-        from spizoo.data.frames import FrameFile
-
         unit_index, file_index, start, stop = unit
         path = self.config.files[file_index]
         name = Path(path).name
@@ -175,13 +174,9 @@ class IngestSource:
         return list(next(iter(self.shapes)))
 
     def describe(self) -> dict:
-        from spizoo.config import to_dict
-
         return to_dict(self.config)
 
 
 def run(config: IngestConfig, out: str | Path, beam_args: list[str] = (), *, overwrite: bool = False):
     """Ingests into ``out``; returns (``dataset_info``, Beam counters)."""
-    from spizoo.beam_pipelines.generate import run_source
-
     return run_source(IngestSource(config), out, beam_args, overwrite=overwrite)

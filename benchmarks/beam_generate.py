@@ -23,7 +23,7 @@ from collections import defaultdict  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from spizoo.beam_pipelines import generate  # noqa: E402
-from spizoo.config import config_hash  # noqa: E402
+from spizoo.core.config import config_hash  # noqa: E402
 from spizoo.data import tfrecord  # noqa: E402
 from spizoo.experiment import load  # noqa: E402
 

@@ -3,9 +3,9 @@
     python benchmarks/classify.py [--frames 4096] [--batch-size 64]
 
 An untrained ResNet-10 run directory (weights do not change the cost) classifies a CXI file of
-``--frames`` Poisson frames with :func:`spizoo.classify.classify_files` (reading, masking, the model,
+``--frames`` Poisson frames with :func:`spizoo.serving.classify.classify_files` (reading, masking, the model,
 results file); the bare rate is the same compiled model function on in-memory batches of the same size,
-in the same run. Target (issue 7): classify ≥ 0.8× bare. Each rate is the better of two alternating runs.
+in the same run. Target: classify ≥ 0.8× bare. Each rate is the better of two alternating runs.
 Prints a table, then one JSON line.
 """
 
@@ -21,7 +21,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from spizoo.classify import classify_files, load_predictor
+from spizoo.commands._common import load_predictor
+from spizoo.serving.classify import classify_files
 
 sys.path.insert(0, str(Path(__file__).parent))
 from untrained_run import make_run  # noqa: E402
@@ -64,7 +65,7 @@ def main() -> None:
                 predictor.predict(batch)
             bare.append(n_batches * args.batch_size / (time.perf_counter() - start))
             start = time.perf_counter()
-            classify_files(predictor, [cxi], root / f"results_{attempt}.h5", batch_size=args.batch_size, plot=False)
+            classify_files(predictor, [cxi], root / f"results_{attempt}.h5", batch_size=args.batch_size)
             full.append(args.frames / (time.perf_counter() - start))
     bare_rate, classify_rate = max(bare), max(full)
     ratio = classify_rate / bare_rate

@@ -1,8 +1,8 @@
-"""Accuracy and speed of two ways to evaluate a particle's amplitude at detector q (issue: choose one).
+"""Accuracy and speed of two ways to evaluate a particle's amplitude at detector q, to choose one.
 
     python benchmarks/scattering_amplitude.py
 
-The reference is the analytic sphere form factor (PHYSICS.md). The case is the default SPI geometry at its
+The reference is the analytic sphere form factor (docs/PHYSICS.md). The case is the default SPI geometry at its
 widest (128×128 px of 500 µm at 0.35 m, 1.8 keV), a sphere of 50 nm radius at 40 voxels per radius on a
 128³ grid, evaluated at the detector's q for 100 random orientations (as for one particle model):
 

@@ -10,7 +10,7 @@ separate process, and measures in the same run:
 - throughput with 16 concurrent gRPC clients sending batch-1 requests, against a server without and with
   server-side batching (``max_batch_size 16``, ``batch_timeout_micros 2000``).
 
-Targets (issue 6): median overhead ≤ 2 ms for gRPC and ≤ 5 ms for REST; batching ≥ 2× throughput. The
+Targets: median overhead ≤ 2 ms for gRPC and ≤ 5 ms for REST; batching ≥ 2× throughput. The
 ceiling of any batching gain is printed beside it: the direct call's time per image at batch 1 over that at
 batch 16.
 Prints a table, then one JSON line.
@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from spizoo.serving import Client, export
+from spizoo.commands.export import export_run
+from spizoo.serving import Client
 
 sys.path.insert(0, str(Path(__file__).parent))
 from untrained_run import make_run  # noqa: E402
@@ -44,7 +45,7 @@ CLIENTS = 16
 def make_export(root: Path) -> Path:
     """An untrained ResNet-10 exported as model ``hits``; returns the base path."""
     base = root / "models"
-    export.export(make_run(root, SIZE), base, "hits")
+    export_run(make_run(root, SIZE), base, "hits")
     return base
 
 

@@ -22,9 +22,9 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from spizoo import simulate  # noqa: E402
 from spizoo.experiment import load  # noqa: E402
 from spizoo.sim import forward_fit, icosahedral, msft, wideangle  # noqa: E402
+from spizoo.sim.parallel import iterate_patterns  # noqa: E402
 
 
 def main() -> None:
@@ -63,7 +63,7 @@ def main() -> None:
     ms_pattern = t_all / n * 1e3
     cores = os.cpu_count() or 1
     start = time.perf_counter()
-    sum(1 for _ in simulate.iterate_patterns(config, 8 * n, workers=cores))
+    sum(1 for _ in iterate_patterns(config.sim, config.seed, 8 * n, workers=cores))
     rate_all_cores = 8 * n / (time.perf_counter() - start)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the memory-hungry baseline
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from spizoo import experiment
-from spizoo.config import dump_config
+from spizoo.core.config import dump_config
 from spizoo.models import registry
 
 

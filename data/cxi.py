@@ -25,6 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from spizoo.data.frames import FrameFile
 from spizoo.sim.constants import HC_EV_NM
 
 CXI_VERSION = 150
@@ -170,8 +171,6 @@ def read_frame(path: str | Path, index: int, *, dataset: str = "entry_1/data_1/d
     Raises:
         FileNotFoundError, ValueError: naming the file, the dataset path and what the file has instead.
     """
-    from spizoo.data.frames import FrameFile
-
     with FrameFile(path, dataset) as frames:
         n = len(frames)
         if not -n <= index < n:

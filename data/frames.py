@@ -20,10 +20,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-# CXI 1.6 pixel-mask bits that make a pixel unusable (spizoo.sim.detector writes 0x1, 0x8, 0x10).
-MASK_INVALID, MASK_SATURATED, MASK_HOT, MASK_DEAD, MASK_SHADOWED = 0x1, 0x2, 0x4, 0x8, 0x10
-MASK_IGNORE, MASK_BAD = 0x40, 0x80
-MASK_UNUSABLE = MASK_INVALID | MASK_SATURATED | MASK_HOT | MASK_DEAD | MASK_SHADOWED | MASK_IGNORE | MASK_BAD
+from spizoo.core import masks
+
 J_PER_EV = 1.602176634e-19
 CANDIDATES = ("entry_1/data_1/data", "entry_1/instrument_1/detector_1/data", "entry_1/image_1/data")
 
@@ -148,7 +146,7 @@ class FrameFile:
         return self.count
 
     def read(self, start: int, stop: int, *, apply_mask: bool = True) -> np.ndarray:
-        """Frames ``start … stop-1`` as float32 (n, y, x); unusable pixels (:data:`MASK_UNUSABLE`) read 0.
+        """Frames ``start … stop-1`` as float32 (n, y, x); unusable pixels (:data:`spizoo.core.masks.UNUSABLE`) read 0.
 
         Raises:
             IndexError: for frames outside ``0 … len-1``.
@@ -161,7 +159,7 @@ class FrameFile:
             frames = np.asarray(frames, np.float32)
             if apply_mask and self.mask is not None:
                 mask = np.asarray(self.mask[()] if self.mask.ndim == 2 else self.mask[start:stop])
-                unusable = (mask.astype(np.uint32) & MASK_UNUSABLE) != 0
+                unusable = (mask.astype(np.uint32) & masks.UNUSABLE) != 0
                 if unusable.ndim == 2:
                     frames[:, unusable] = 0.0
                 else:

@@ -1,4 +1,4 @@
-"""tf.data input pipelines over spizoo TFRecords (ARCHITECTURE.md, convention 4).
+"""tf.data input pipelines over spizoo TFRecords (docs/ARCHITECTURE.md, convention 4).
 
 ``make_dataset(file_pattern, cfg, *, training, seed)``: glob (an empty match is an error), seeded file
 shuffle, parallel interleave, record shuffle, batch, decode, random flips when training (seed 000 §4.1),
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spizoo.data import schema
+from spizoo.data import schema, tfrecord
 
 INFO_FILE = "dataset_info.json"
 VGG_SIZE = 224
@@ -111,18 +111,45 @@ def centre_crop(array: np.ndarray, size: int) -> np.ndarray:
     return array[top : top + size, left : left + size]
 
 
+def load_examples(file_pattern: str, crop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(centre-cropped images, labels, targets, particle shapes) of every record matching ``file_pattern``, in
+    file order, as numpy arrays: the whole of a (test) split in memory, for evaluation.
+
+    Raises:
+        FileNotFoundError: if nothing matches; ValueError: if the files hold no examples.
+    """
+    images, labels, targets, shapes = [], [], [], []
+    for path in match_files(file_pattern):
+        with open(path, "rb") as f:
+            for record in tfrecord.read_records(f, path):
+                ex = schema.decode_example(record)
+                images.append(centre_crop(ex[schema.IMAGE], crop).astype(np.float32))
+                labels.append(ex[schema.LABEL])
+                targets.append(ex[schema.TARGET])
+                shapes.append((ex.get(schema.PARAM_PREFIX + "shape") or ["?"])[0])
+    if not images:
+        raise ValueError(f"no examples in {file_pattern!r}")
+    return np.stack(images), np.array(labels), np.stack(targets), np.array(shapes)
+
+
 def preprocess(images, cfg: DataConfig, info: dict | None):
     """The deterministic part of the pipeline on a (..., H, W) batch or image: crop, normalise, view.
 
     Also used by the exported models, so that serving preprocesses exactly as training did.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow loads in seconds: only when used
 
     x = tf.convert_to_tensor(images, tf.float32)
     h, w = x.shape[-2], x.shape[-1]
     size = cfg.crop
     if h is not None and w is not None and (h < size or w < size):
         raise ValueError(f"images of {h}x{w} pixels are smaller than crop={size}")
+    if h is None or w is None:  # sizes known only when run (an exported signature takes any size)
+        tf.debugging.assert_greater_equal(
+            tf.shape(x)[-2:],
+            size,
+            message=f"frames must be at least {size}x{size} pixels (the crop the model was trained on)",
+        )
     top, left = (tf.shape(x)[-2] - size) // 2, (tf.shape(x)[-1] - size) // 2
     x = x[..., top : top + size, left : left + size]
     if cfg.view == "vgg":
@@ -143,7 +170,7 @@ def preprocess(images, cfg: DataConfig, info: dict | None):
 def _records(path, expected, compression: str, skip: bool):
     """One file's records. A corrupt record ends the file (``ignore_errors``); unless ``skip``, the count
     read is then checked against ``expected`` (a scalar tensor) in C++."""
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow loads in seconds: only when used
 
     ds = tf.data.TFRecordDataset(path, compression_type="GZIP" if compression == "gzip" else "").ignore_errors()
     return ds if skip else ds.apply(tf.data.experimental.assert_cardinality(expected))
@@ -173,7 +200,7 @@ def _check_files(files: list[str], info: dict, skip: bool) -> list[str]:
 def _training_transform(cfg: DataConfig, info: dict):
     """Random flips (seed 000 §4.1) and :func:`preprocess` in one XLA-compiled function: one pass over the
     batch instead of six, which is what keeps the pipeline at tens of thousands of images per second."""
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow loads in seconds: only when used
 
     @tf.function(jit_compile=cfg.view == "image")
     def transform(images, flips):
@@ -217,7 +244,7 @@ def make_dataset(
         FileNotFoundError: if nothing matches, or the directory has no ``dataset_info.json``.
         ValueError: for a file whose size differs from ``dataset_info.json`` or that it does not list.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow loads in seconds: only when used
 
     files = match_files(file_pattern)
     if info is None:
@@ -244,16 +271,21 @@ def make_dataset(
     return functools.reduce(lambda a, b: a.concatenate(b), passes).prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def steps_per_epoch(file_pattern: str, cfg: DataConfig, info: dict) -> int:
-    """Full batches in one pass over the files matching ``file_pattern`` (the ``epochs`` mode's epoch)."""
+def count_examples(file_pattern: str, info: dict) -> int:
+    """Examples in the files matching ``file_pattern``, by ``dataset_info.json``."""
     counts: dict[str, int] = {}
     for split in info.get("splits", {}).values():
         counts.update(split.get("files", {}))
-    return sum(counts.get(os.path.basename(f), 0) for f in match_files(file_pattern)) // cfg.batch_size
+    return sum(counts.get(os.path.basename(f), 0) for f in match_files(file_pattern))
+
+
+def steps_per_epoch(file_pattern: str, cfg: DataConfig, info: dict) -> int:
+    """Full batches in one pass over the files matching ``file_pattern`` (the ``epochs`` mode's epoch)."""
+    return count_examples(file_pattern, info) // cfg.batch_size
 
 
 def _pipeline(files, sizes, cfg: DataConfig, info: dict, *, training: bool, seed: int, epoch):
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow loads in seconds: only when used
 
     compression = info.get("compression", "none")
     spec = {k: v for k, v in schema.feature_spec().items() if k in (schema.IMAGE, schema.IMAGE_SHAPE, _label_key(cfg))}

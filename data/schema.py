@@ -1,5 +1,5 @@
 """The TFRecord schema: every feature key, ``encode_example`` / ``decode_example``, and the tf.data feature
-spec (ARCHITECTURE.md, convention 3). Beam writes with it; tf.data reads with it.
+spec (docs/ARCHITECTURE.md, convention 3). Beam writes with it; tf.data reads with it.
 
 An example holds:
 
@@ -112,7 +112,7 @@ def example_features(
 
 def feature_spec():
     """The ``tf.io.parse_example`` spec of the fixed features (parameters are read with :func:`decode_example`)."""
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow loads in seconds: only when used
 
     return {
         IMAGE: tf.io.FixedLenFeature([], tf.string),
@@ -141,7 +141,7 @@ def feature_spec_json() -> dict[str, dict]:
 
 def decode_example(serialized: bytes) -> dict[str, object]:
     """Every feature of a serialised example as numpy values; ``image`` comes back as a 2D float32 array."""
-    from tensorflow.core.example import example_pb2
+    from tensorflow.core.example import example_pb2  # TensorFlow's protos: only when used
 
     ex = example_pb2.Example.FromString(serialized)
     out: dict[str, object] = {}

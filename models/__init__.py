@@ -8,7 +8,7 @@ Importing this package itself loads no TensorFlow.
 
 def load_model(path):
     """Loads a ``.keras`` file saved by spizoo (registers spizoo's layers and metrics first)."""
-    import keras
+    import keras  # loads TensorFlow: only when used
 
     from spizoo.models import metrics, resnet  # noqa: F401 - register the serializable classes
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from spizoo.core.task import ORIENTATION_SIZE, PARTICLE_COUNT
 from spizoo.models.registry import register
 
 SPECS = {
@@ -178,16 +179,17 @@ class ResNet(keras.Model):
         return cls(**config)
 
 
-@register("resnet10_classifier")
+@register("resnet10_classifier", task=PARTICLE_COUNT)
 def resnet10_classifier(input_shape=(128, 128, 1), classes: int = 5, stack_blocks=(2, 2), **kwargs) -> ResNet:
     """Seed 000's hit classifier: softmax over 0, 1, 2, 3, 4+ particles."""
     return ResNet("resnet10", input_shape, classes, "softmax", stack_blocks, name="resnet10_classifier", **kwargs)
 
 
-@register("resnet34_regressor")
-def resnet34_regressor(input_shape=(128, 128, 1), outputs: int = 5, **kwargs) -> ResNet:
-    """Seed 001's regressor: (q0, q1, q2, q3, radius) scaled to [-1, 1], tanh throughout."""
-    return ResNet("resnet34", input_shape, outputs, "tanh", None, name="resnet34_regressor", **kwargs)
+@register("resnet34_regressor", task=ORIENTATION_SIZE)
+def resnet34_regressor(input_shape=(128, 128, 1), outputs: int = 5, stack_blocks=None, **kwargs) -> ResNet:
+    """Seed 001's regressor: (q0, q1, q2, q3, radius) scaled to [-1, 1], tanh throughout (``stack_blocks``
+    overrides the seed's 3, 4, 6, 4 blocks per stack)."""
+    return ResNet("resnet34", input_shape, outputs, "tanh", stack_blocks, name="resnet34_regressor", **kwargs)
 
 
 def single_hit_score(probabilities):

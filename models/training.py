@@ -19,11 +19,16 @@ import dataclasses
 import json
 import os
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from spizoo.config import dump_config
+from spizoo.core import compat
+from spizoo.core.config import dump_config
+from spizoo.data.pipeline import centre_crop, count_examples, load_dataset_info, make_dataset, steps_per_epoch
+from spizoo.models import registry
 from spizoo.models.config import ModelConfig, TrainConfig  # noqa: F401 - part of this module's interface
 
 BATCH_NORM_BATCHES = 32  # shuffled training batches averaged into batch-norm statistics before validation
@@ -42,7 +47,7 @@ def resolve_precision(name: str) -> str:
     """The Keras dtype policy for ``train.mixed_precision``."""
     if name != "auto":
         return name
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow loads in seconds: only when used
 
     if tf.config.list_physical_devices("GPU"):
         return "mixed_float16"
@@ -51,7 +56,7 @@ def resolve_precision(name: str) -> str:
 
 def make_strategy(name: str):
     """The ``tf.distribute`` strategy for ``train.strategy``."""
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow loads in seconds: only when used
 
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
@@ -69,7 +74,7 @@ def reseed_callback(seed: int):
     this, the dropout masks of an epoch no longer depend on what ran before it, so a resumed run continues
     exactly as an uninterrupted one (tested with SIGKILL).
     """
-    import keras
+    import keras  # loads TensorFlow: only when used
 
     class Reseed(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -103,7 +108,7 @@ def batch_norm_statistics_callback(dataset, batches: int):
     keeps shrinking the kernels that batch norm rescales, they stayed far from the batch statistics and the
     inference-mode network called nearly every pattern a single hit (docs/RESULTS.md).
     """
-    import keras
+    import keras  # loads TensorFlow: only when used
 
     class PreciseBatchNorm(keras.callbacks.Callback):
         def on_test_begin(self, logs=None):
@@ -139,10 +144,28 @@ def pipeline_config(data):
     """(the ``DataConfig`` tf.data applies, whether the model standardises in its graph).
 
     Dataset normalisation of plain images happens in the model's ``Standardize`` layer, so the pipeline
-    skips it; other normalisations and the VGG view stay in tf.data (and in the exported graph, issue 6).
+    skips it; other normalisations and the VGG view stay in tf.data (and in the exported graph).
     """
     in_graph = data.normalize == "dataset" and data.view == "image"
     return (dataclasses.replace(data, normalize="none") if in_graph else data), in_graph
+
+
+def _empty_split_message(data_dir: Path, info: dict, split: str) -> str:
+    """Why ``split`` is empty, and how many patterns a dataset needs to fill it."""
+    message = f"{data_dir} has no examples in split {split!r}"
+    dataset = (info.get("config") or {}).get("dataset") or {}
+    fraction = (dataset.get("splits") or {}).get(split)
+    if not fraction:
+        return f"{message}; its splits are {sorted(k for k, v in info['splits'].items() if v.get('examples'))}"
+    units = sum(v.get("models", 0) for v in info["splits"].values())
+    patterns = sum(v.get("patterns", 0) for v in info["splits"].values())
+    per_unit = max(1, round(patterns / max(units, 1)))
+    needed = int(np.ceil(3 / fraction)) * per_unit  # about three units expected in the split
+    return (
+        f"{message}: its {patterns} patterns form {units} particle models (or frame blocks) of ~{per_unit}, and "
+        f"splits go by whole models, so a {fraction:g} share needs about {needed} patterns "
+        f"(e.g. --set dataset.patterns={needed})"
+    )
 
 
 def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
@@ -152,11 +175,8 @@ def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
         FileNotFoundError: if ``data_dir`` has no ``dataset_info.json``.
         ValueError: for a model or split the dataset cannot feed.
     """
-    import keras
-    import tensorflow as tf
-
-    from spizoo.data.pipeline import load_dataset_info
-    from spizoo.models import registry
+    import keras  # loads TensorFlow: only when used
+    import tensorflow as tf  # TensorFlow loads in seconds: only when used
 
     tc = config.train
     data_dir, run_dir = Path(data_dir), worker_run_dir(Path(run_dir), tc.strategy)
@@ -166,7 +186,7 @@ def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
         raise ValueError(f"model {config.model.name} reads VGG16 inputs: set data.view: vgg")
     for split in (tc.train_split, tc.validation_split):
         if not info["splits"].get(split, {}).get("examples"):
-            raise ValueError(f"{data_dir} has no examples in split {split!r}; it has {sorted(info['splits'])}")
+            raise ValueError(_empty_split_message(data_dir, info, split))
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
     for name in ("dataset_info.json", info["stats"]["mean"], info["stats"]["std"]):
@@ -197,11 +217,9 @@ def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
 
 
 def _fit(config, info: dict, data_dir: Path, run_dir: Path, first: int, policy: str) -> dict:
-    import keras
+    import keras  # loads TensorFlow: only when used
 
-    from spizoo.data.pipeline import centre_crop, make_dataset, steps_per_epoch
-    from spizoo.models import registry
-    from spizoo.models.metrics import relative_error_metrics
+    from spizoo.models.metrics import relative_error_metrics  # imports Keras: only when training
 
     tc = config.train
     strategy = make_strategy(tc.strategy)
@@ -216,11 +234,11 @@ def _fit(config, info: dict, data_dir: Path, run_dir: Path, first: int, policy: 
             model.get_layer("standardize").set_statistics(
                 centre_crop(info["mean_image"], crop), centre_crop(info["std_image"], crop)
             )
-        regression = model.get_config().get("head_activation") == "tanh"
+        task = registry.task(config.model.name)
         model.compile(
             optimizer=keras.optimizers.Adam(tc.learning_rate),
-            loss="mse" if regression else "sparse_categorical_crossentropy",
-            metrics=relative_error_metrics() if regression else ["accuracy"],
+            loss=task.loss,
+            metrics=relative_error_metrics() if task.metrics == "relative_error" else ["accuracy"],
             jit_compile=False,  # XLA made ResNet-34 training ten times slower on this CPU (benchmarks/train_step.py)
         )
 
@@ -228,7 +246,11 @@ def _fit(config, info: dict, data_dir: Path, run_dir: Path, first: int, policy: 
     train_ds = make_dataset(
         train_pattern, data_cfg, training=True, seed=config.seed, info=info, epochs=(first, tc.epochs)
     )
-    val_ds = make_dataset(str(data_dir / f"*-{tc.validation_split}.tfrecord-*"), data_cfg, training=False, info=info)
+    val_pattern = str(data_dir / f"*-{tc.validation_split}.tfrecord-*")
+    val_ds = make_dataset(val_pattern, data_cfg, training=False, info=info)
+    # Told its length, Keras does not warn that the validation data "ran out" after the first pass; under
+    # multi-worker training each worker validates on its own share, whose length Keras finds itself.
+    val_steps = None if tc.strategy == "multi_worker" else -(-count_examples(val_pattern, info) // data_cfg.batch_size)
     steps = steps_per_epoch(train_pattern, data_cfg, info)
     if steps < 1:
         raise ValueError(f"the training split has fewer examples than one batch of {data_cfg.batch_size}")
@@ -244,11 +266,18 @@ def _fit(config, info: dict, data_dir: Path, run_dir: Path, first: int, policy: 
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=first > 0),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
     ]
-    if tc.strategy == "multi_worker":
-        _work_around_keras_multi_worker(model, val_ds)
-    history = model.fit(
-        train_ds, epochs=tc.epochs, steps_per_epoch=steps, validation_data=val_ds, callbacks=callbacks, verbose=2
-    )
+    multi_worker = compat.keras_multi_worker_fit(model, val_ds) if tc.strategy == "multi_worker" else nullcontext()
+    with multi_worker:
+        history = model.fit(
+            train_ds,
+            epochs=tc.epochs,
+            steps_per_epoch=steps,
+            validation_data=val_ds,
+            validation_steps=val_steps,
+            callbacks=callbacks,
+            verbose=2,
+            shuffle=False,  # make_dataset shuffles by (seed, epoch); Keras cannot shuffle a tf.data.Dataset
+        )
     final = {k: float(v[-1]) for k, v in history.history.items()} if history.history else {}
     summary = {
         "policy": policy,
@@ -261,50 +290,13 @@ def _fit(config, info: dict, data_dir: Path, run_dir: Path, first: int, policy: 
     return summary
 
 
-def _work_around_keras_multi_worker(model, dataset) -> None:
-    """Lets Keras 3's ``fit`` run under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585,
-    tensorflow/tensorflow#72388; checked against Keras 3.15 by the slow two-worker test).
-
-    Two upstream defects: ``fit`` builds the model from a first batch that it all-reduces across workers,
-    which raises on the distributed batch, so the model is built here from a local batch (variable shapes do
-    not depend on the values); and each step averages its scalar metrics "along axis 0", which scalars do
-    not have, so scalar means are taken over replicas alone (the same value, without the bad axis).
-    """
-    import tensorflow as tf
-    from keras.src.backend.tensorflow import trainer as keras_tf_trainer
-
-    x, y = next(iter(dataset))
-    with model.distribute_strategy.scope():
-        model._symbolic_build(data_batch=(x, y))
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-
-    original = keras_tf_trainer.reduce_per_replica
-    if getattr(original, "spizoo_patched", False):
-        return
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and keras_tf_trainer._collective_all_reduce_multi_worker(strategy):
-
-            def mean(v):
-                rank = strategy.experimental_local_results(v)[0].shape.rank
-                return strategy.reduce("MEAN", v, axis=None if rank == 0 else 0)
-
-            return tf.nest.map_structure(mean, values)
-        return original(values, strategy, reduction)
-
-    reduce_per_replica.spizoo_patched = True
-    keras_tf_trainer.reduce_per_replica = reduce_per_replica
-
-
 def _fit_logistic_regression(config, info: dict, data_dir: Path, run_dir: Path, policy: str) -> dict:
     """Seed 000 §4.2: frozen features of the training split → logistic regression (single hit vs the rest),
     folded into the network and saved as ``best.keras``; validation accuracy and log loss in the summary."""
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression  # seconds to import: only for feature models
     from sklearn.metrics import log_loss
 
-    from spizoo.data.pipeline import make_dataset
-    from spizoo.models import registry
-    from spizoo.models.vgg import fold_logistic_regression
+    from spizoo.models.vgg import fold_logistic_regression  # imports Keras: only when training
 
     tc = config.train
     features = registry.build(config.model.name, **config.model.options)
@@ -338,7 +330,6 @@ def _fit_logistic_regression(config, info: dict, data_dir: Path, run_dir: Path, 
 
 def predict_dataset(model, dataset, description: str):
     """(``model``'s outputs, labels) over a finite dataset of (inputs, labels) batches, with a progress bar."""
-    from tqdm import tqdm
 
     outputs, labels = [], []
     for x, y in tqdm(dataset, desc=description, unit="batch", leave=False):

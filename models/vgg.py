@@ -18,13 +18,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from spizoo.core.task import SINGLE_HIT
 from spizoo.models.registry import register
 
 FEATURE_LAYERS = ("fc1", "fc2")
 FEATURES = 8192
 
 
-@register("vgg16_features", trained_by="logistic_regression")
+@register("vgg16_features", task=SINGLE_HIT, trained_by="logistic_regression")
 def vgg16_features(weights: str | None = None, input_shape=(224, 224, 3), **_unused) -> keras.Model:
     """The frozen VGG16 feature extractor: image (224, 224, 3) → 8192 features (fc1 ‖ fc2).
 

@@ -24,8 +24,11 @@ class Client:
     def __init__(self, url: str, timeout: float = 60.0):
         self.url, self.timeout = url.rstrip("/"), timeout
         if self.url.startswith("grpc://"):
-            import grpc
-            from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+            import grpc  # only for gRPC URLs
+            from tensorflow_serving.apis import (  # TensorFlow's protos: only when used
+                model_service_pb2_grpc,
+                prediction_service_pb2_grpc,
+            )
 
             self._channel = grpc.insecure_channel(
                 self.url[len("grpc://") :], options=[("grpc.max_receive_message_length", 2**30)]
@@ -53,9 +56,9 @@ class Client:
         if not isinstance(inputs, dict):
             inputs = {input_name: inputs}
         if self.is_grpc:
-            import grpc
-            import tensorflow as tf
-            from tensorflow_serving.apis import predict_pb2
+            import grpc  # only for gRPC URLs
+            import tensorflow as tf  # TensorFlow loads in seconds: only when used
+            from tensorflow_serving.apis import predict_pb2  # TensorFlow's protos: only when used
 
             request = predict_pb2.PredictRequest()
             self._spec(request.model_spec, model, version, label, signature)
@@ -64,7 +67,8 @@ class Client:
             try:
                 reply = self._predict.Predict(request, timeout=self.timeout)
             except grpc.RpcError as err:
-                raise ServingClientError(f"{err.code().name}: {err.details()}") from None
+                where = f" (model server at {self.url})" if err.code() == grpc.StatusCode.UNAVAILABLE else ""
+                raise ServingClientError(f"{err.code().name}: {err.details()}{where}") from None
             return {k: tf.make_ndarray(v) for k, v in reply.outputs.items()}
         body = {"signature_name": signature, "inputs": {k: np.asarray(v).tolist() for k, v in inputs.items()}}
         reply = self._rest("POST", f"{self._path(model, version, label)}:predict", body)["outputs"]
@@ -75,8 +79,8 @@ class Client:
     def status(self, model: str, version: int | None = None, label: str | None = None) -> list[dict]:
         """The model's version statuses (REST JSON shape on both transports)."""
         if self.is_grpc:
-            from google.protobuf import json_format
-            from tensorflow_serving.apis import get_model_status_pb2
+            from google.protobuf import json_format  # with the TF Serving protos below, only when used
+            from tensorflow_serving.apis import get_model_status_pb2  # TensorFlow's protos: only when used
 
             request = get_model_status_pb2.GetModelStatusRequest()
             self._spec(request.model_spec, model, version, label, None)
@@ -121,3 +125,6 @@ class Client:
             except (ValueError, KeyError, TypeError):
                 pass
             raise ServingClientError(f"HTTP {err.code}: {message}") from None
+        except (urllib.error.URLError, OSError) as err:  # refused, unreachable, timed out
+            reason = getattr(err, "reason", err)
+            raise ServingClientError(f"cannot reach the model server at {self.url}: {reason}") from None

@@ -1,4 +1,4 @@
-"""``spizoo export``: a trained run as a TF Serving SavedModel version, with its server config files.
+"""A trained run as a TF Serving SavedModel version, with its server config files.
 
 ``BASE/NAME/<version>/`` holds a SavedModel whose signatures take what a facility has, with the training
 preprocessing inside the graph (``spizoo.data.pipeline.preprocess``: crop, dataset or log scaling, VGG view):
@@ -27,10 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from spizoo.data import schema
+from spizoo.core import compat
+from spizoo.core.task import Task
+from spizoo.data import schema, tfrecord
+from spizoo.data.pipeline import DataConfig, load_dataset_info, preprocess
+from spizoo.models import load_model
+from spizoo.models.training import pipeline_config
+from spizoo.sim import icosahedral, quaternion
 
-CLASS_NAMES = ("none", "single", "double", "triple", "4+")
-BINARY_NAMES = ("other", "single")
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 MODELS_CONFIG = "models.config"
@@ -51,12 +55,15 @@ def export(
     base_path: str | Path,
     name: str,
     *,
+    data: DataConfig,
+    task: Task,
     version: int | None = None,
     config_base_path: str | None = None,
 ) -> Path:
     """Exports ``run_dir/best.keras`` as ``base_path/name/<version>``; returns that directory.
 
     Args:
+        data, task: the run's ``data:`` config section (the preprocessing put in the graph) and its model's task.
         version: the version number (default: one more than the newest one there).
         config_base_path: the directory ``models.config`` names in place of ``base_path`` (the path the
             server sees, e.g. ``/models`` inside the TF Serving container); default ``base_path``, absolute.
@@ -66,10 +73,6 @@ def export(
         FileExistsError: if the version exists.
         ValueError: for a bad name or version.
     """
-    from spizoo import experiment
-    from spizoo.data.pipeline import load_dataset_info
-    from spizoo.models import load_model
-
     run_dir, base_path = Path(run_dir), Path(base_path)
     if not name or not all(c.isalnum() or c in "-_." for c in name):
         raise ValueError(f"model name must be letters, digits, '-', '_' or '.', got {name!r}")
@@ -84,15 +87,14 @@ def export(
     if final.exists():
         raise FileExistsError(f"{final} exists; versions are immutable, export as a new version")
 
-    config = experiment.load(run_dir / "config.yaml")
     info = load_dataset_info(run_dir)
     model = load_model(run_dir / "best.keras")
     partial = model_base / f".partial-{version}"
     shutil.rmtree(partial, ignore_errors=True)
     model_base.mkdir(parents=True, exist_ok=True)
     try:
-        kind = _write_saved_model(model, config, info, partial)
-        _write_assets(run_dir, partial, kind)
+        _write_saved_model(model, data, info, task, partial)
+        _write_assets(run_dir, partial, task)
         _write_warmup(partial, info)
         os.replace(partial, final)
     except BaseException:
@@ -102,30 +104,20 @@ def export(
     return final
 
 
-def model_kind(model) -> str:
-    """``regressor``, ``binary`` (one single-hit probability) or ``classifier`` (five classes)."""
-    if model.get_config().get("head_activation") == "tanh":
-        return "regressor"
-    return "binary" if len(model.output.shape) == 1 else "classifier"
+def serving_outputs(model, data: DataConfig, info: dict, task: Task):
+    """``outputs(images)``: raw detector images float32 [batch, H, W] of any size the crop fits in → the
+    named float32 outputs of ``serving_default`` (training preprocessing, the model, and the task's heads), as
+    TensorFlow ops."""
+    import tensorflow as tf  # seconds to import: only when a graph is built
 
-
-def serving_outputs(model, config, info: dict):
-    """``outputs(images)``: raw detector images float32 [batch, H, W] → the named float32 outputs of
-    ``serving_default`` (training preprocessing, the model, and the task's heads), as TensorFlow ops."""
-    import tensorflow as tf
-
-    from spizoo.data.pipeline import preprocess
-    from spizoo.models.training import pipeline_config
-
-    data_cfg, _ = pipeline_config(config.data)
-    kind = model_kind(model)
+    data_cfg, _ = pipeline_config(data)
 
     def outputs(images):
         y = tf.cast(model(preprocess(images, data_cfg, info), training=False), tf.float32)
-        if kind == "regressor":
+        if task.is_regression:
             quaternion, radius = decode_target(y)
             return {"quaternion": quaternion, "radius_nm": radius}
-        probabilities = tf.stack([1.0 - y, y], axis=-1) if kind == "binary" else y
+        probabilities = tf.stack([1.0 - y, y], axis=-1) if len(task.labels) == 2 else y
         return {
             "probabilities": probabilities,
             "classes": tf.argmax(probabilities, axis=-1),
@@ -135,14 +127,12 @@ def serving_outputs(model, config, info: dict):
     return outputs
 
 
-def _write_saved_model(model, config, info: dict, path: Path) -> str:
-    import keras
-    import tensorflow as tf
+def _write_saved_model(model, data: DataConfig, info: dict, task: Task, path: Path) -> None:
+    import keras  # seconds to import: only when a model is exported
+    import tensorflow as tf  # TensorFlow loads in seconds: only when used
 
     height, width = (int(n) for n in info["image_shape"])
-    kind = model_kind(model)
-    names = {"classifier": CLASS_NAMES, "binary": BINARY_NAMES}.get(kind, ())
-    heads = serving_outputs(model, config, info)
+    heads = serving_outputs(model, data, info, task)
 
     def images_of(serialized):
         spec = {k: v for k, v in schema.feature_spec().items() if k == schema.IMAGE}
@@ -151,7 +141,7 @@ def _write_saved_model(model, config, info: dict, path: Path) -> str:
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    images_spec = tf.TensorSpec([None, height, width], tf.float32, name="images")
+    images_spec = tf.TensorSpec([None, None, None], tf.float32, name="images")  # cropped as in training
     archive.add_endpoint("serving_default", heads, input_signature=[images_spec])
     archive.add_endpoint(
         "predict_examples",
@@ -159,7 +149,7 @@ def _write_saved_model(model, config, info: dict, path: Path) -> str:
         input_signature=[tf.TensorSpec([None], tf.string, name="examples")],
     )
     inputs_spec = [tf.TensorSpec([None], tf.string, name="inputs")]
-    if kind == "regressor":
+    if task.api == "regress":
         archive.add_endpoint(
             "regress", lambda inputs: {"outputs": heads(images_of(inputs))["radius_nm"]}, input_signature=inputs_spec
         )
@@ -167,21 +157,18 @@ def _write_saved_model(model, config, info: dict, path: Path) -> str:
 
         def classify(inputs):
             scores = heads(images_of(inputs))["probabilities"]
-            classes = tf.tile(tf.constant([list(names)]), [tf.shape(scores)[0], 1])
+            classes = tf.tile(tf.constant([list(task.labels)]), [tf.shape(scores)[0], 1])
             return {"classes": classes, "scores": scores}
 
         archive.add_endpoint("classify", classify, input_signature=inputs_spec)
     archive.write_out(str(path), verbose=False)
-    _set_method_names(path, {"classify": CLASSIFY_METHOD, "regress": REGRESS_METHOD})
-    return kind
+    compat.set_signature_methods(path, {"classify": CLASSIFY_METHOD, "regress": REGRESS_METHOD})
 
 
 def decode_target(t):
     """:func:`spizoo.sim.icosahedral.decode_target` in the graph: network outputs in [-1, 1] → (unit quaternion
     projected into the fundamental domain, radius in nm)."""
-    import tensorflow as tf
-
-    from spizoo.sim import icosahedral, quaternion
+    import tensorflow as tf  # seconds to import: only when a graph is built
 
     ext = icosahedral.fundamental_extents()
     lo = np.append(ext[:, 0], icosahedral.RADIUS_RANGE_NM[0]).astype(np.float32)
@@ -196,26 +183,10 @@ def decode_target(t):
     return chosen * tf.where(chosen[:, :1] < 0, -1.0, 1.0), params[:, 4]
 
 
-def _set_method_names(path: Path, methods: dict[str, str]) -> None:
-    """TF Serving's Classify and Regress need their signatures' ``method_name``, which ``tf.saved_model``
-    always writes as ``predict``: set it in ``saved_model.pb``."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    pb = path / "saved_model.pb"
-    saved = saved_model_pb2.SavedModel.FromString(pb.read_bytes())
-    for meta in saved.meta_graphs:
-        for key, method in methods.items():
-            if key in meta.signature_def:
-                meta.signature_def[key].method_name = method
-    pb.write_bytes(saved.SerializeToString())
-    (path / "fingerprint.pb").unlink(missing_ok=True)  # its checksum was of the file before this edit (optional)
-
-
-def _write_assets(run_dir: Path, path: Path, kind: str) -> None:
+def _write_assets(run_dir: Path, path: Path, task: Task) -> None:
     assets = path / "assets"
     assets.mkdir(exist_ok=True)
-    labels = {"classifier": CLASS_NAMES, "binary": BINARY_NAMES}.get(kind, ())
-    (assets / "labels.txt").write_text("".join(f"{n}\n" for n in labels))
+    (assets / "labels.txt").write_text("".join(f"{n}\n" for n in task.labels))
     for f in ("config.yaml", "dataset_info.json", "train_mean.npy", "train_std.npy"):
         if (run_dir / f).exists():
             shutil.copy(run_dir / f, assets / f)
@@ -224,10 +195,8 @@ def _write_assets(run_dir: Path, path: Path, kind: str) -> None:
 def _write_warmup(path: Path, info: dict, batch_sizes=(1, 4)) -> None:
     """``assets.extra/tf_serving_warmup_requests``: PredictionLogs of ``serving_default`` on the training mean
     image (an input of the right shape and scale), at batch 1 and 4."""
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
-
-    from spizoo.data import tfrecord
+    import tensorflow as tf  # seconds to import: only when a model is exported
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2  # TensorFlow's protos: only when used
 
     height, width = (int(n) for n in info["image_shape"])
     mean = info.get("mean_image")
@@ -246,8 +215,8 @@ def _write_warmup(path: Path, info: dict, batch_sizes=(1, 4)) -> None:
 def write_server_configs(base_path: Path, name: str, version: int, config_base_path: str | None = None) -> None:
     """Adds or updates ``name`` in ``base_path/models.config`` (label ``stable`` → ``version``, latest two
     versions served) and writes ``monitoring.config``; other models in the file are kept."""
-    from google.protobuf import text_format
-    from tensorflow_serving.config import model_server_config_pb2
+    from google.protobuf import text_format  # TF Serving's protos load TensorFlow
+    from tensorflow_serving.config import model_server_config_pb2  # TensorFlow's protos: only when used
 
     base_path = Path(base_path)
     path = base_path / MODELS_CONFIG

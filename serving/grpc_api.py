@@ -79,7 +79,7 @@ def _run_examples(manager: ModelManager, request, method: str):
 
 def add_services(server: grpc.Server, manager: ModelManager, metrics) -> None:
     """Registers both services on ``server``."""
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow loads in seconds: only when used
 
     class Prediction(prediction_service_pb2_grpc.PredictionServiceServicer):
         @_calls(metrics, "predict")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spizoo.core.errors import tensorflow_message
 from spizoo.serving.batching import Batcher, BatchingParameters
 from spizoo.serving.errors import ServingError, invalid, not_found
 from spizoo.serving.export import versions
@@ -47,8 +48,8 @@ def read_model_config(path: str | Path) -> list[ModelSpec]:
         ValueError: naming the file, for text that is not a ``ModelServerConfig`` or a model without
             ``name`` or ``base_path``.
     """
-    from google.protobuf import text_format
-    from tensorflow_serving.config import model_server_config_pb2
+    from google.protobuf import text_format  # with the TF Serving protos below, only when used
+    from tensorflow_serving.config import model_server_config_pb2  # TensorFlow's protos: only when used
 
     path = Path(path)
     config = model_server_config_pb2.ModelServerConfig()
@@ -83,8 +84,8 @@ class LoadedVersion:
     """One loaded SavedModel version: its signatures and their input specs."""
 
     def __init__(self, name: str, version: int, path: Path, batching: BatchingParameters | None = None):
-        import tensorflow as tf
-        from tensorflow.core.protobuf import saved_model_pb2
+        import tensorflow as tf  # TensorFlow loads in seconds: only when used
+        from tensorflow.core.protobuf import saved_model_pb2  # TensorFlow's protos: only when used
 
         self.name, self.version, self.path = name, version, path
         self.saved = tf.saved_model.load(str(path))
@@ -118,12 +119,12 @@ class LoadedVersion:
         return self._call(signature, checked)
 
     def _call(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import tensorflow as tf
+        import tensorflow as tf  # TensorFlow loads in seconds: only when used
 
         try:
             outputs = self.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as err:
-            raise invalid(f"{signature}: {getattr(err, 'message', str(err)).splitlines()[0]}") from None
+            raise invalid(f"{signature}: {tensorflow_message(err)}") from None
         return {k: v.numpy() for k, v in outputs.items()}
 
     def _check_signature(self, signature: str) -> str:

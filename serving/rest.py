@@ -1,6 +1,6 @@
 """TF Serving's REST API (its ``api_rest.md``) over the :class:`~spizoo.serving.models.ModelManager`.
 
-``handle(manager, method, path, body)`` is the whole API as a function (tested directly and through HTTP):
+``handle(manager, method, path, body)`` is the whole API as a function (tested through HTTP):
 
 - ``GET /v1/models/NAME[/versions/V | /labels/L]``: ``{"model_version_status": [...]}``;
 - ``GET …/metadata``: ``{"model_spec": …, "metadata": {"signature_def": …}}``;
@@ -88,8 +88,8 @@ def _parse_json(body: bytes) -> dict:
 
 def metadata(served) -> dict:
     """TF Serving's GetModelMetadata response as JSON."""
-    from google.protobuf import json_format
-    from tensorflow_serving.apis import get_model_metadata_pb2
+    from google.protobuf import json_format  # with the TF Serving protos below, only when used
+    from tensorflow_serving.apis import get_model_metadata_pb2  # TensorFlow's protos: only when used
 
     sig_map = get_model_metadata_pb2.SignatureDefMap()
     for key, sig in served.signature_defs.items():
@@ -203,7 +203,7 @@ def _strings(value):
 def example_from_json(features: dict) -> bytes:
     """A serialized ``tf.train.Example`` from TF Serving's JSON example format (ints → int64_list,
     floats → float_list, strings and ``{"b64"}`` → bytes_list)."""
-    from tensorflow.core.example import example_pb2
+    from tensorflow.core.example import example_pb2  # TensorFlow's protos: only when used
 
     example = example_pb2.Example()
     for key, raw in features.items():

@@ -28,7 +28,7 @@ class Server:
         metrics_path: str | None = METRICS_PATH,
         grpc_workers: int = 32,
     ):
-        from spizoo.serving import grpc_api, rest
+        from spizoo.serving import grpc_api, rest  # TF Serving's protos load TensorFlow: only when serving
 
         self.manager = manager
         self.metrics = Metrics()

@@ -1,4 +1,4 @@
-"""Simulators of XFEL diffraction patterns: pure numpy/scipy physics (PHYSICS.md).
+"""Simulators of XFEL diffraction patterns: pure numpy/scipy physics (docs/PHYSICS.md).
 
 Public entry points: :func:`particle` (voxel densities), :func:`scattering_amplitude` (Born amplitude at
 any q), :class:`Detector` (geometry), :func:`simulate` (either simulator), the small-angle SPI simulator in

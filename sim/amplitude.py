@@ -1,4 +1,4 @@
-"""Born scattering amplitude of a voxelised density at arbitrary momentum transfers (PHYSICS.md).
+"""Born scattering amplitude of a voxelised density at arbitrary momentum transfers (docs/PHYSICS.md).
 
 ``F(q) = a³ Σ_j ρ_j e^{-i q·r_j} / B(q)``: the discrete Fourier sum over voxels of size ``a``, evaluated at
 any ``q`` with a type-2 non-uniform FFT (FINUFFT), divided by the voxel box form factor
@@ -119,7 +119,7 @@ class Amplitude:
 def scattering_amplitude(
     density: np.ndarray, *, voxel_nm: float, q_inv_nm: np.ndarray, eps: float = DEFAULT_EPS
 ) -> np.ndarray:
-    """Born amplitude ``F(q) = ∫ ρ(r) e^{-i q·r} d³r`` of a voxelised density (PHYSICS.md; seed 000 eq. 1).
+    """Born amplitude ``F(q) = ∫ ρ(r) e^{-i q·r} d³r`` of a voxelised density (docs/PHYSICS.md; seed 000 eq. 1).
 
     Args:
         density: real 3D array; voxel ``j`` centred at ``(j - n // 2) * voxel_nm`` per axis.

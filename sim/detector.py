@@ -1,6 +1,6 @@
 """Flat detector normal to the beam: pixel momentum transfers, solid angles, polarisation, mask.
 
-Conventions (PHYSICS.md): beam along +z, ``|k| = 2π/λ``; the pixel at ``r = (x, y, D)`` sees
+Conventions (docs/PHYSICS.md): beam along +z, ``|k| = 2π/λ``; the pixel at ``r = (x, y, D)`` sees
 ``q = k r/|r| - k ẑ`` on the curved Ewald sphere (the flat approximation ``q ≈ k (x, y, 0)/D`` is an
 option); solid angle ``ΔΩ = p² D / |r|³``; polarisation ``1 - (r̂·x̂)²`` for linear polarisation along x.
 Image axes are (y, x): row ``i`` is at ``y = (i - center_y) p``, column ``j`` at ``x = (j - center_x) p``.
@@ -12,13 +12,7 @@ import dataclasses
 
 import numpy as np
 
-# CXI pixel-mask bits (CXI format 1.6, section "mask"); a good pixel has no bit set.
-MASK_INVALID = 0x0001
-"""Pixel does not exist (panel gap)."""
-MASK_DEAD = 0x0008
-"""Dead / bad pixel."""
-MASK_SHADOWED = 0x0010
-"""Pixel behind the beam stop."""
+from spizoo.core import masks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,9 +113,9 @@ class Detector:
         rows, cols = np.meshgrid(np.arange(self.shape[0]), np.arange(self.shape[1]), indexing="ij")
         out = np.zeros(self.shape, dtype=np.uint32)
         if self.panel_gap_px:
-            out[np.abs(rows - cy) < self.panel_gap_px / 2] |= MASK_INVALID
+            out[np.abs(rows - cy) < self.panel_gap_px / 2] |= masks.INVALID
         if self.beam_stop_radius_px:
-            out[np.hypot(rows - cy, cols - cx) <= self.beam_stop_radius_px] |= MASK_SHADOWED
+            out[np.hypot(rows - cy, cols - cx) <= self.beam_stop_radius_px] |= masks.SHADOWED
         if bad_pixel_fraction:
-            out[np.random.default_rng(rng).random(self.shape) < bad_pixel_fraction] |= MASK_DEAD
+            out[np.random.default_rng(rng).random(self.shape) < bad_pixel_fraction] |= masks.DEAD
         return out

@@ -1,5 +1,5 @@
 """The icosahedral rotation group, its fundamental domain, and the regression targets (seed 001, appendices
-A and C; PHYSICS.md "Icosahedral symmetry").
+A and C; docs/PHYSICS.md "Icosahedral symmetry").
 
 The 60 rotations are the 120 unit quaternions of the binary icosahedral group (±q each): the 8 of the form
 (±1, 0, 0, 0) and permutations, the 16 of (±½, ±½, ±½, ±½), and the 96 even permutations of

@@ -1,5 +1,5 @@
 """Wide-angle scattering with absorption: the multislice Fourier transform (MSFT) of seed 001 (appendix B;
-Barke et al., Nat. Commun. 6, 6187 (2015); PHYSICS.md "MSFT").
+Barke et al., Nat. Commun. 6, 6187 (2015); docs/PHYSICS.md "MSFT").
 
 The field at a pixel is the phase-coherent sum over depth of each layer's transverse Fourier transform,
 each layer's density attenuated by the material in front of it (intensity absorption length ``a``):

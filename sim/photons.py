@@ -1,4 +1,4 @@
-"""Photon counts on the detector (PHYSICS.md, "Born amplitude and photon counts")."""
+"""Photon counts on the detector (docs/PHYSICS.md, "Born amplitude and photon counts")."""
 
 from __future__ import annotations
 

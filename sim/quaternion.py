@@ -1,4 +1,4 @@
-"""Unit quaternions ``(w, x, y, z)`` for rotations (PHYSICS.md "Rotations"; seed 001 appendix A).
+"""Unit quaternions ``(w, x, y, z)`` for rotations (docs/PHYSICS.md "Rotations"; seed 001 appendix A).
 
 ``q = cos(α/2) + sin(α/2)(n_x i + n_y j + n_z k)`` rotates by ``α`` about unit axis ``n``; ``q`` and ``-q`` are
 the same rotation. Functions take arrays of quaternions (..., 4) and broadcast.

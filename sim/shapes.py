@@ -3,7 +3,7 @@
 Each shape is given by a signed distance function (negative inside) at unit circumradius. A voxel's
 occupancy is the linear partial-volume ramp ``clip(1/2 - d/a, 0, 1)`` of its signed distance ``d``
 (voxel size ``a``), which is exact for faces parallel to the grid and keeps the volume and the
-low-q form factor right for any orientation (unlike 0/1 voxels; see PHYSICS.md on voxelised densities).
+low-q form factor right for any orientation (unlike 0/1 voxels; see docs/PHYSICS.md on voxelised densities).
 
 The seed's geometric variations are applied as coordinate maps before the distance is evaluated, so
 nothing is resampled: a *twist* about z (rotation angle proportional to height), an *affine* map
@@ -33,7 +33,7 @@ def _cyclic(points: list[tuple[float, float, float]]) -> np.ndarray:
 
 
 def _vertices(shape: str) -> np.ndarray:
-    """Vertices of the polyhedron, in the icosahedral frame of PHYSICS.md (icosahedron at (0, ±1, ±φ))."""
+    """Vertices of the polyhedron, in the icosahedral frame of docs/PHYSICS.md (icosahedron at (0, ±1, ±φ))."""
     if shape == "tetrahedron":  # the one shape here without a centre of symmetry
         return np.array([[1.0, 1.0, 1.0], [1.0, -1.0, -1.0], [-1.0, 1.0, -1.0], [-1.0, -1.0, 1.0]])
     if shape == "octahedron":

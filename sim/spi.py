@@ -6,7 +6,7 @@ independently initialized model"). Each pattern then draws its class (0 = no par
 or more), independent uniform orientations for each particle of a touching cluster, and the shot's
 fluence, and records Poisson photon counts:
 
-    N = Φ · r_e² · P · ΔΩ · n_e² · |Σ_j e^{-i q·t_j} F_S(R_jᵀ q)|²        (PHYSICS.md)
+    N = Φ · r_e² · P · ΔΩ · n_e² · |Σ_j e^{-i q·t_j} F_S(R_jᵀ q)|²        (docs/PHYSICS.md)
 
 The single-particle amplitude ``F_S`` is one NUFFT per model, shared by every pattern and cluster member.
 
@@ -22,15 +22,14 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from spizoo.config import Range
+from spizoo.core import seeds
+from spizoo.core.config import Range
+from spizoo.core.labels import NUM_CLASSES
 from spizoo.sim import quaternion, shapes
 from spizoo.sim.amplitude import DEFAULT_EPS, Amplitude, box_form_factor
 from spizoo.sim.constants import wavelength_nm
 from spizoo.sim.detector import Detector
 from spizoo.sim.photons import detect, expected_photons
-
-NUM_CLASSES = 5
-CLASS_NAMES = ("no hit", "single", "double", "triple", "4+")
 
 
 def _check_range(name: str, value: Range, *, low: float | None = None, positive: bool = False) -> None:
@@ -321,10 +320,6 @@ class Pattern:
         }
 
 
-def _rng(seed: int, *key: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
-
-
 def _uniform(rng: np.random.Generator, r: Range) -> float:
     return float(rng.uniform(r[0], r[1])) if r[1] > r[0] else float(r[0])
 
@@ -343,7 +338,7 @@ def sample_model(cfg: SpiConfig, seed: int, model_index: int) -> ModelParams:
     """Draws particle model ``model_index`` of ``(cfg, seed)``."""
     if model_index < 0:
         raise ValueError(f"model_index must be >= 0, got {model_index}")
-    rng = _rng(seed, model_index)
+    rng = seeds.rng(seed, model_index)
     p, b, d = cfg.particle, cfg.beam, cfg.detector
     names = sorted(p.shapes)
     weights = np.array([p.shapes[n] for n in names], dtype=float)
@@ -430,7 +425,7 @@ def contact_distances(model: ModelParams, torus_tube_ratio: float) -> tuple[floa
 
 def sample_shot(cfg: SpiConfig, model: ModelParams, seed: int, shot: int) -> Shot:
     """Draws shot ``shot`` of ``model``: its class, particle orientations and positions, and fluence."""
-    rng = _rng(seed, model.model_index, shot + 1)
+    rng = seeds.rng(seed, model.model_index, shot + 1)
     w = np.asarray(cfg.cluster.class_weights, dtype=float)
     label = int(rng.choice(NUM_CLASSES, p=w / w.sum()))
     n = label if label < 4 else int(rng.integers(4, cfg.cluster.max_particles + 1))
@@ -479,7 +474,7 @@ def simulate_model(cfg: SpiConfig, seed: int, model_index: int, shots: Sequence[
         distance_m=det.distance_m,
         pixels=det.shape,
     )
-    mask = det.mask(bad_pixel_fraction=model.bad_pixel_fraction, rng=_rng(seed, model_index, 0))
+    mask = det.mask(bad_pixel_fraction=model.bad_pixel_fraction, rng=seeds.rng(seed, model_index, 0))
     q = det.q_inv_nm(model.wavelength_nm, ewald=cfg.detector.ewald).reshape(-1, 3)
     solid_angle = det.solid_angle_sr().ravel()
     polarization = det.polarization(cfg.beam.polarization).ravel()
@@ -524,7 +519,7 @@ def simulate_model(cfg: SpiConfig, seed: int, model_index: int, shots: Sequence[
 def cluster_amplitudes(
     amp: Amplitude, q_inv_nm: np.ndarray, clusters: Sequence[tuple[np.ndarray, np.ndarray]]
 ) -> list[np.ndarray | None]:
-    """``F(q) = Σ_j e^{-i q·t_j} F_S(R_jᵀ q)`` (PHYSICS.md) for each cluster, in one NUFFT call for all.
+    """``F(q) = Σ_j e^{-i q·t_j} F_S(R_jᵀ q)`` (docs/PHYSICS.md) for each cluster, in one NUFFT call for all.
 
     Args:
         amp: the single particle's amplitude.

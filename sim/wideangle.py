@@ -18,7 +18,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from spizoo.config import Range
+from spizoo.core import seeds
+from spizoo.core.config import Range
 from spizoo.sim import icosahedral
 from spizoo.sim.constants import HC_EV_NM
 from spizoo.sim.detector import Detector
@@ -167,7 +168,7 @@ def simulate_pattern(cfg: MsftConfig, seed: int, index: int) -> MsftPattern:
     """Pattern ``index`` of ``(cfg, seed)``."""
     if index < 0:
         raise ValueError(f"index must be >= 0, got {index}")
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
+    rng = seeds.rng(seed, index)
     quat = icosahedral.sample_fundamental(rng)
     lo, hi = cfg.circumradius_nm
     radius = float(rng.uniform(lo, hi)) if hi > lo else float(lo)

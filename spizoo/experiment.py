@@ -1,4 +1,6 @@
-"""The top-level config of a spizoo run: a seed and one frozen dataclass per area (ARCHITECTURE.md)."""
+"""The top-level config of a spizoo run: a seed and one frozen dataclass per area, each defined by the
+package it configures (docs/ARCHITECTURE.md). Part of the application layer: no domain package imports it;
+the verbs load a config here and hand each package its section."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from spizoo.beam_pipelines.config import DatasetConfig
-from spizoo.config import load_config
+from spizoo.core.config import load_config
+from spizoo.core.task import Task
 from spizoo.data.pipeline import DataConfig
+from spizoo.models import registry
 from spizoo.models.config import ModelConfig, TrainConfig
 from spizoo.sim.augment import AugmentPolicy
 from spizoo.sim.spi import SpiConfig
@@ -41,3 +45,8 @@ class Config:
 def load(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     """Loads a config file strictly, with ``--set`` overrides applied last."""
     return load_config(path, Config, overrides)
+
+
+def task(config: Config) -> Task:
+    """The task of the config's model (from the model registry)."""
+    return registry.task(config.model.name)

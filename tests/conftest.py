@@ -3,9 +3,9 @@
 import pytest
 
 from spizoo.beam_pipelines import generate
+from spizoo.commands.export import export_run
 from spizoo.experiment import load
 from spizoo.models import training
-from spizoo.serving import export
 
 
 @pytest.fixture(scope="session")
@@ -60,5 +60,5 @@ def exported(runs, tmp_path_factory):
     """A base path with version 1 of both models, made once; tests copy it before changing it."""
     base = tmp_path_factory.mktemp("models")
     for name, (run, _) in runs.items():
-        export.export(run, base, name)
+        export_run(run, base, name)
     return base

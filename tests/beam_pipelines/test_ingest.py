@@ -1,15 +1,18 @@
+import csv
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
-from spizoo import experiment, simulate
-from spizoo.beam_pipelines import ingest
+from spizoo import experiment
+from spizoo.beam_pipelines import generate, ingest
 from spizoo.beam_pipelines.config import DatasetConfig
+from spizoo.commands import simulate
 from spizoo.data import schema, tfrecord
 from spizoo.data.cxi import read_extras
 from spizoo.data.frames import FrameFile
-from spizoo.models import training
+from spizoo.models import load_model, training
 
 IN_MEMORY = ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
 DATASET = DatasetConfig(
@@ -23,7 +26,7 @@ def files(tmp_path_factory):
     config = experiment.load("configs/quickstart.yaml", ["sim.detector.pixels=[32,32]", "sim.patterns_per_model=4"])
     out = []
     for i, n in enumerate((40, 24)):
-        simulate.run(config.__class__(**{**config.__dict__, "seed": i}), n, root / f"run_{i}", workers=1)
+        simulate.simulate(config.__class__(**{**config.__dict__, "seed": i}), n, root / f"run_{i}", workers=1)
         target = root / f"run_{i:04d}.cxi"
         (root / f"run_{i}" / "patterns.cxi").rename(target)
         out.append(target)
@@ -80,22 +83,85 @@ def test_labelled_frames_become_the_training_schema_reproducibly(files, tmp_path
             for name, frame in _records_of(tmp_path / "a" / shard):
                 by_unit.setdefault((name, frame // 8), set()).add(split)
     assert all(len(v) == 1 for v in by_unit.values())
-    # A rerun gives the same bytes; the run trains like simulated data.
+    # A rerun gives the same bytes (training on ingested data: the next test).
     ingest.run(config, tmp_path / "b", IN_MEMORY)
     for shard in sorted((tmp_path / "a").glob("real-*")):
         assert shard.read_bytes() == (tmp_path / "b" / shard.name).read_bytes()
+
+
+def _training_view(directory):
+    """(split, image bytes, label) of every record, in shard and record order: all that training reads."""
+    out = []
+    for shard in sorted(directory.glob("*.tfrecord-*")):
+        split = shard.name.split(".tfrecord-")[0].rsplit("-", 1)[1]
+        with open(shard, "rb") as f:
+            for record in tfrecord.read_records(f, shard):
+                ex = schema.decode_example(record)
+                out.append((split, ex[schema.IMAGE].tobytes(), ex[schema.LABEL]))
+    return out
+
+
+def test_ingested_frames_train_exactly_like_the_generated_dataset_of_the_same_patterns(files, tmp_path):
+    # run_0000.cxi holds patterns 0-39 of seed 0, four per particle model: `spizoo generate` of that config makes
+    # the same patterns. Ingested in units of 4 frames (one particle model each), with their true labels, and an
+    # ingest seed whose split of every unit is generate's split of that model (one shard per split), the two
+    # datasets must present training with the same images, labels, order and statistics, so train identically.
+    sim_config = experiment.load(
+        "configs/quickstart.yaml",
+        [
+            "sim.detector.pixels=[32,32]",
+            "sim.patterns_per_model=4",
+            "dataset.patterns=40",
+            "dataset.splits={train: 0.7, validation: 0.3}",
+            "dataset.shards={train: 1, validation: 1}",
+        ],
+    )
+    generated, _ = generate.run(sim_config, tmp_path / "generated", IN_MEMORY)
+    labels = tmp_path / "labels.csv"
+    assert len(_labels_csv(files[:1], labels, keep=lambda i: True)) == 40
+    base = ingest.make_config(files[:1], labels=str(labels), dataset=sim_config.dataset, unit_size=4)
+    source = ingest.IngestSource(base)
+    assert [u[2] // 4 for u in source.units()] == list(range(10))  # unit i = particle model i
+    for seed in range(10_000):
+        source.config = dataclasses.replace(base, seed=seed)
+        if all(source.split(u) == generate.split_of(sim_config, u[0]) for u in source.units()):
+            break
+    else:
+        pytest.fail("no ingest seed splits the frame blocks as generate splits the particle models")
+    ingested, _ = ingest.run(source.config, tmp_path / "ingested", IN_MEMORY)
+    for split in ("train", "validation"):
+        assert ingested["splits"][split]["files"] == generated["splits"][split]["files"]
+        assert ingested["splits"][split]["classes"] == generated["splits"][split]["classes"]
+        assert generated["splits"][split]["examples"] > 0
+    view = _training_view(tmp_path / "ingested")
+    assert len(view) == 40 and view == _training_view(tmp_path / "generated")  # byte-equal images, same labels
+    for name in ("train_mean.npy", "train_std.npy"):  # Beam may merge the partial sums in another order
+        np.testing.assert_allclose(np.load(tmp_path / "ingested" / name), np.load(tmp_path / "generated" / name), 1e-6)
+
     train_config = experiment.load(
         "configs/quickstart.yaml",
         [
             "data.crop=24",
             "data.batch_size=8",
-            "train.epochs=1",
+            "train.epochs=2",
             "train.mixed_precision=float32",
+            "train.deterministic=true",
             "model.options={stack_blocks: [1, 1]}",
         ],
     )
-    summary = training.train(train_config, tmp_path / "a", tmp_path / "run")
-    assert 0 <= summary["final"]["accuracy"] <= 1
+    on_generated = training.train(train_config, tmp_path / "generated", tmp_path / "run_generated")
+    on_ingested = training.train(train_config, tmp_path / "ingested", tmp_path / "run_ingested")
+    assert set(on_ingested["final"]) == {"accuracy", "loss", "val_accuracy", "val_loss"}
+    # The same to float tolerance (1e-4 relative: the statistics above may differ in their last bit).
+    assert on_ingested["final"] == pytest.approx(on_generated["final"], rel=1e-4, abs=1e-6)
+    histories = [list(csv.DictReader((tmp_path / r / "history.csv").open())) for r in ("run_generated", "run_ingested")]
+    assert len(histories[1]) == 2
+    for a, b in zip(*histories, strict=True):
+        assert {k: float(v) for k, v in b.items()} == pytest.approx({k: float(v) for k, v in a.items()}, rel=1e-4)
+    reference = load_model(tmp_path / "run_generated" / "last.keras")
+    model = load_model(tmp_path / "run_ingested" / "last.keras")
+    for a, b in zip(reference.weights, model.weights, strict=True):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5, err_msg=a.path)
 
 
 def _records_of(shard):

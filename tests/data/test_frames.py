@@ -7,15 +7,16 @@ import h5py
 import numpy as np
 import pytest
 
+from spizoo.core import masks
 from spizoo.data.cxi import CXIWriter
-from spizoo.data.frames import MASK_DEAD, MASK_SHADOWED, FrameFile
+from spizoo.data.frames import FrameFile
 
 
 def _cxi(path, n=5, shape=(6, 8)):
     images = np.arange(n * shape[0] * shape[1], dtype=np.float32).reshape(n, *shape) + 1
     mask = np.zeros(shape, np.uint32)
-    mask[0, 0] = MASK_DEAD
-    mask[1, 1] = MASK_SHADOWED
+    mask[0, 0] = masks.DEAD
+    mask[1, 1] = masks.SHADOWED
     mask[2, 2] = 0x20  # peak mask: not a bad pixel
     with CXIWriter(path, shape, block=2) as w:
         for im in images:

@@ -5,6 +5,7 @@ import pytest
 
 from spizoo import cli
 from spizoo.beam_pipelines import generate
+from spizoo.commands import evaluate
 from spizoo.experiment import load
 from spizoo.models import evaluation, training
 
@@ -52,6 +53,48 @@ def test_regressor_errors_are_appendix_c_on_the_scaled_targets():
     assert r["mean_relative_error"]["mean"] == pytest.approx(0.02 / 4)
 
 
+def test_regressor_report_against_hand_computed_errors():
+    t = np.array(
+        [
+            [0.5, -0.5, 0.0, 1.0, -1.0],
+            [-0.2, 0.3, 0.9, -0.9, 0.1],
+            [0.0, 0.0, 0.0, 0.0, 0.0],
+        ]
+    )
+    offsets = np.array(
+        [
+            [0.2, 0.0, 0.0, 0.0, 0.0],  # errors |p - t| / 2: 0.1, 0, 0, 0, 0 -> mean 0.02, max 0.1
+            [-0.4, 0.4, 0.0, 0.0, -0.2],  # 0.2, 0.2, 0, 0, 0.1 -> mean 0.1, max 0.2
+            [0.0, 0.0, -0.8, 0.0, 0.4],  # 0, 0, 0.4, 0, 0.2 -> mean 0.12, max 0.4
+        ]
+    )
+    r = evaluation.regressor_report(t + offsets, t)
+    assert r["patterns"] == 3
+    np.testing.assert_allclose(r["_per_pattern"]["mean"], [0.02, 0.1, 0.12], atol=1e-12)
+    np.testing.assert_allclose(r["_per_pattern"]["max"], [0.1, 0.2, 0.4], atol=1e-12)
+    assert r["mean_relative_error"] == pytest.approx({"mean": 0.08, "median": 0.1})
+    assert r["max_relative_error"] == pytest.approx({"mean": 0.7 / 3, "median": 0.2})
+    # per parameter, the mean over patterns: (0.1 + 0.2 + 0) / 3, (0 + 0.2 + 0) / 3, (0 + 0 + 0.4) / 3, ...
+    assert r["per_parameter_mean_error"] == pytest.approx([0.1, 0.2 / 3, 0.4 / 3, 0.0, 0.1])
+    assert evaluation.regressor_report(t, t)["max_relative_error"] == {"mean": 0.0, "median": 0.0}
+
+
+def _outputs(run, pattern):
+    """best.keras's outputs on the records of ``pattern``, computed here (one batch of 64 at a time, as the verb
+    batches), with (labels, targets, shapes)."""
+    from spizoo.data.pipeline import load_dataset_info, load_examples, preprocess
+    from spizoo.models import load_model
+
+    config = load(run / "config.yaml")
+    images, labels, targets, shapes = load_examples(pattern, config.data.crop)
+    data_cfg, _ = training.pipeline_config(config.data)
+    info = load_dataset_info(run)
+    model = load_model(run / "best.keras")
+    batches = [preprocess(images[i : i + 64], data_cfg, info) for i in range(0, len(images), 64)]
+    outputs = np.concatenate([np.asarray(model(x, training=False)) for x in batches])
+    return outputs.astype(np.float64), labels, targets, shapes
+
+
 def test_evaluate_a_trained_run(tmp_path, capsys):
     data = tmp_path / "ds"
     generate.run(
@@ -73,6 +116,29 @@ def test_evaluate_a_trained_run(tmp_path, capsys):
     )
     assert set(report["per_geometry"]) <= {"icosahedron", "soccer"}
     assert report["operating_point"]["false_positive_rate"] <= 0.1
+    # The report is the model's: recomputed here from best.keras's outputs on the test records.
+    counts = np.array(report["confusion_matrix"]["counts"])
+    assert report["accuracy"] == pytest.approx(np.trace(counts) / counts.sum())
+    probs, labels, _, shapes = _outputs(run, pattern)
+    assert len(labels) == n
+    predicted = probs.argmax(1)
+    expected = np.zeros((5, 5), int)
+    np.add.at(expected, (labels, predicted), 1)
+    np.testing.assert_array_equal(counts, expected)
+    assert report["accuracy"] == pytest.approx((predicted == labels).mean())
+    assert report["misclassified"] == int((predicted != labels).sum())
+    single, called = labels == 1, predicted == 1
+    assert report["good_bad"] == {
+        "good_good": int((single & called).sum()),
+        "bad_bad": int((~single & ~called).sum()),
+        "good_bad": int((single & ~called).sum()),
+        "bad_good": int((~single & called).sum()),
+    }
+    assert {k: v["patterns"] for k, v in report["per_geometry"].items()} == {
+        s: int((shapes == s).sum()) for s in set(shapes.tolist())
+    }
+    # The single-hit threshold is chosen on the model's class-1 probabilities.
+    assert report["operating_point"] == pytest.approx(evaluation.operating_point(probs[:, 1], single, 0.1), abs=1e-5)
     assert (run / "evaluation" / "misclassified.png").exists() == (report["misclassified"] > 0)
     for png in ("confusion_matrix.png", "training_curves.png"):
         assert (run / "evaluation" / png).stat().st_size > 5000
@@ -94,8 +160,21 @@ def test_train_and_evaluate_the_regressor_end_to_end(tmp_path):
     generate.run(config, data, ["--runner=DirectRunner", "--direct_running_mode=in_memory"])
     summary = training.train(config, data, tmp_path / "run")
     assert {"mean_relative_error", "max_relative_error", "val_mean_relative_error"} <= set(summary["final"])
-    report = evaluation.evaluate(tmp_path / "run", str(data / "*-test.tfrecord-*"))
+    report = evaluate.evaluate(tmp_path / "run", str(data / "*-test.tfrecord-*"))
     assert 0 <= report["mean_relative_error"]["mean"] <= report["max_relative_error"]["mean"] <= 1
+    # The errors are the model's: recomputed here from best.keras's outputs and the records' targets.
+    outputs, _, targets, _ = _outputs(tmp_path / "run", str(data / "*-test.tfrecord-*"))
+    n = json.loads((data / "dataset_info.json").read_text())["splits"]["test"]["examples"]
+    assert report["patterns"] == len(targets) == n > 0 and outputs.shape == targets.shape == (n, 5)
+    errors = np.abs(outputs - targets) / 2
+    saved = json.loads((tmp_path / "run" / "evaluation" / "report.json").read_text())
+    assert "_per_pattern" not in saved
+    for r in (report, saved):
+        assert r["mean_relative_error"]["mean"] == pytest.approx(errors.mean(), rel=1e-5)
+        assert r["mean_relative_error"]["median"] == pytest.approx(np.median(errors.mean(1)), rel=1e-5)
+        assert r["max_relative_error"]["mean"] == pytest.approx(errors.max(1).mean(), rel=1e-5)
+        assert r["max_relative_error"]["median"] == pytest.approx(np.median(errors.max(1)), rel=1e-5)
+        assert r["per_parameter_mean_error"] == pytest.approx(errors.mean(0), rel=1e-5)
     assert (tmp_path / "run" / "evaluation" / "relative_errors.png").exists()
 
 
@@ -114,7 +193,7 @@ def test_vgg16_logistic_regression_trains_folds_and_evaluates(tmp_path):
     assert summary["trained_by"] == "logistic_regression" and summary["C"] == 1.0
     # Evaluating the folded model on the validation split reproduces the logistic regression's own accuracy:
     # the evaluation preprocesses exactly as the training features were made.
-    report = evaluation.evaluate(run, str(data / "*-validation.tfrecord-*"), target_fpr=0.2)
+    report = evaluate.evaluate(run, str(data / "*-validation.tfrecord-*"), target_fpr=0.2)
     assert report["accuracy"] == pytest.approx(summary["final"]["val_accuracy"])
     assert sum(report["good_bad"].values()) == report["patterns"] > 0
     assert report["operating_point"]["false_positive_rate"] <= 0.2

@@ -35,14 +35,20 @@ def test_parameter_count_matches_the_architecture(name, spec, blocks):
     assert n_conv == 1 + 2 * sum(blocks)  # stem + two per block (1x1 projections aside)
 
 
-def test_the_paper_s_resnet10_has_ten_weight_layers_and_resnet34_thirty_four():
-    r10 = registry.build("resnet10_classifier", input_shape=SMALL)
-    r34 = registry.build("resnet34_regressor", input_shape=SMALL)
-    layers = lambda m: sum(  # noqa: E731
+def _weight_layers(model) -> int:
+    """Convolutions wider than 1x1 (the 1x1 projections of the shortcuts aside) and dense layers."""
+    return sum(
         (isinstance(x, keras.layers.Conv2D) and x.kernel.shape[0] > 1) or isinstance(x, keras.layers.Dense)
-        for x in m.layers
+        for x in model.layers
     )
-    assert layers(r10) == 10 and layers(r34) == 1 + 2 * (3 + 4 + 6 + 4) + 1  # the seed's extra block: 36
+
+
+def test_resnet10_has_ten_weight_layers_and_the_seed_001_regressor_thirty_six():
+    assert _weight_layers(registry.build("resnet10_classifier", input_shape=SMALL)) == 10
+    # Seed 001 §3 stacks 3, 4, 6 and 4 basic blocks: ResNet-34 (3, 4, 6, 3) with one block more, 36 layers.
+    assert _weight_layers(registry.build("resnet34_regressor", input_shape=SMALL)) == 1 + 2 * (3 + 4 + 6 + 4) + 1
+    standard = registry.build("resnet34_regressor", input_shape=SMALL, stack_blocks=(3, 4, 6, 3))
+    assert _weight_layers(standard) == 34
 
 
 def test_outputs_are_distributions_or_tanh_bounded():
@@ -65,14 +71,16 @@ def test_config_round_trip_and_keras_file_give_identical_outputs(tmp_path):
     np.testing.assert_allclose(loaded.get_layer("standardize").mean.numpy(), 2.0)
 
 
-@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16", "mixed_float16"])
-def test_builds_under_every_dtype_policy_with_float32_outputs(policy):
+@pytest.mark.parametrize(
+    "policy, compute", [("float32", "float32"), ("mixed_bfloat16", "bfloat16"), ("mixed_float16", "float16")]
+)
+def test_builds_under_every_dtype_policy_with_float32_outputs(policy, compute):
     keras.mixed_precision.set_global_policy(policy)
     try:
         model = registry.build("resnet10_classifier", input_shape=SMALL, stack_blocks=(1, 1))
         out = model(np.zeros((1, *SMALL), np.float32))
         assert out.dtype == "float32"
-        assert model.get_layer("stem_conv").compute_dtype == policy.replace("mixed_", "").replace("float32", "float32")
+        assert model.get_layer("stem_conv").compute_dtype == compute
     finally:
         keras.mixed_precision.set_global_policy("float32")
 

@@ -1,15 +1,18 @@
 import csv
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
 from spizoo.beam_pipelines import generate
+from spizoo.data.pipeline import load_dataset_info, make_dataset
 from spizoo.experiment import load
 from spizoo.models import load_model, registry, training
 
@@ -51,18 +54,57 @@ def test_a_run_directory_holds_everything_to_reproduce_and_resume(data_dir, tmp_
     assert load(run / "config.yaml") == config
     rows = list(csv.DictReader((run / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [0, 1] and "val_accuracy" in rows[0]
-    assert summary["policy"] == "float32" and 0 <= summary["final"]["accuracy"] <= 1
+    assert summary["policy"] == "float32" and summary["epochs"] == 2 and summary["resumed_from_epoch"] == 0
+    _assert_final_is_last_row(summary, rows)
+    assert json.loads((run / "training.json").read_text()) == summary
     model = load_model(run / "last.keras")
     mean = np.load(data_dir / "train_mean.npy")
     np.testing.assert_allclose(model.get_layer("standardize").mean.numpy()[..., 0], mean)  # normalisation in the graph
+    # last.keras is the model validated last: its accuracy on the validation split is the summary's val_accuracy.
+    data_cfg, in_graph = training.pipeline_config(config.data)
+    info = load_dataset_info(data_dir)
+    assert in_graph
+    val = make_dataset(str(data_dir / "*-validation.tfrecord-*"), data_cfg, training=False, info=info)
+    outputs, labels = training.predict_dataset(model, val, "validation")
+    assert len(labels) == info["splits"]["validation"]["examples"] > 0
+    assert (outputs.argmax(1) == labels).mean() == pytest.approx(summary["final"]["val_accuracy"], abs=1e-6)
+    # fit ran the precise batch-norm callback before that validation: the saved moving statistics are the average
+    # over the first BATCH_NORM_BATCHES training batches shuffled with seed + 1 (not Keras' momentum-0.99 lag),
+    # so measuring them again on those batches with the saved weights changes nothing.
+    norms = [la for la in model._flatten_layers() if isinstance(la, keras.layers.BatchNormalization)]
+    assert norms
+    saved = [(la.moving_mean.numpy().copy(), la.moving_variance.numpy().copy()) for la in norms]
+    batches = make_dataset(
+        str(data_dir / "*-train.tfrecord-*"), data_cfg, training=True, seed=config.seed + 1, info=info, epochs=(0, 1)
+    )
+    callback = training.batch_norm_statistics_callback(batches, training.BATCH_NORM_BATCHES)
+    callback.set_model(model)
+    for la in norms:  # forget them first, so that agreement cannot come from leaving them as they were
+        la.moving_mean.assign(np.zeros(la.moving_mean.shape, np.float32))
+        la.moving_variance.assign(np.ones(la.moving_variance.shape, np.float32))
+    callback.on_test_begin()
+    for la, (mean_, variance) in zip(norms, saved, strict=True):
+        np.testing.assert_allclose(mean_, la.moving_mean.numpy(), rtol=1e-4, atol=1e-5, err_msg=la.name)
+        np.testing.assert_allclose(variance, la.moving_variance.numpy(), rtol=1e-4, atol=1e-5, err_msg=la.name)
     # The same command with more epochs continues from the backup.
     more = training.train(load("configs/quickstart.yaml", [*TRAIN, "train.epochs=3"]), data_dir, run)
     assert more["resumed_from_epoch"] == 2
-    assert [int(r["epoch"]) for r in csv.DictReader((run / "history.csv").open())] == [0, 1, 2]
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    _assert_final_is_last_row(more, rows)
+    assert json.loads((run / "training.json").read_text()) == more
     # Run again once finished: nothing to do, the summary comes back.
     again = training.train(load("configs/quickstart.yaml", [*TRAIN, "train.epochs=3"]), data_dir, run)
-    assert again["resumed_from_epoch"] == 2 and again["epochs"] == 3
+    assert again["resumed_from_epoch"] == 2 and again["epochs"] == 3 and again == more
     assert keras.mixed_precision.global_policy().name == "float32"  # the global policy is left as found
+
+
+def _assert_final_is_last_row(summary, rows):
+    """training.json's final metrics are the last epoch's row of history.csv (and the loss is a real number)."""
+    last = {k: float(v) for k, v in rows[-1].items() if k != "epoch"}
+    assert set(summary["final"]) == set(last) == {"accuracy", "loss", "val_accuracy", "val_loss"}
+    assert summary["final"] == pytest.approx(last, rel=1e-6)
+    assert np.isfinite(last["loss"]) and last["loss"] > 0 and 0 <= last["val_accuracy"] <= 1
 
 
 def test_precision_and_strategy_choices():
@@ -141,8 +183,6 @@ def _free_ports(n: int) -> list[int]:
 
 @pytest.mark.slow
 def test_two_workers_over_loopback_finish_with_identical_weights(data_dir, tmp_path):
-    import json
-
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     sets = [item for t in [*TRAIN, "train.epochs=2", "train.strategy=multi_worker"] for item in ("--set", t)]
     cmd = [sys.executable, "-m", "spizoo.cli", "train", "configs/quickstart.yaml", "--data", str(data_dir)]
@@ -170,8 +210,6 @@ def test_two_workers_over_loopback_finish_with_identical_weights(data_dir, tmp_p
 
 
 def test_worker_run_dir_keeps_non_chief_files_apart(tmp_path, monkeypatch):
-    import json
-
     def with_task(kind, index, chief=False):
         cluster = {"worker": ["a:1", "b:2"], **({"chief": ["c:3"]} if chief else {})}
         monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}}))
@@ -200,3 +238,12 @@ def test_batch_norm_statistics_are_the_average_over_training_batches_before_vali
     np.testing.assert_allclose(norm.moving_mean.numpy(), np.mean([b.mean(0) for b in batches[:3]], 0), rtol=1e-5)
     np.testing.assert_allclose(norm.moving_variance.numpy(), np.mean([b.var(0) for b in batches[:3]], 0), rtol=1e-4)
     assert norm.momentum == 0.99 and drop.rate == 0.5  # restored; dropout was off while measuring
+
+
+def test_an_empty_split_says_how_many_patterns_would_fill_it():
+    info = {
+        "config": {"dataset": {"splits": {"train": 0.8, "validation": 0.1, "test": 0.1}}},
+        "splits": {"train": {"models": 2, "patterns": 200}, "validation": {"models": 0, "patterns": 0}},
+    }
+    message = training._empty_split_message(Path("ds"), info, "validation")
+    assert "2 particle models (or frame blocks) of ~100" in message and "--set dataset.patterns=3000" in message

@@ -10,6 +10,8 @@ from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from spizoo import experiment
+from spizoo.commands.export import export_run
+from spizoo.core.labels import CLASS_NAMES
 from spizoo.data import schema, tfrecord
 from spizoo.data.pipeline import load_dataset_info, preprocess
 from spizoo.models import load_model
@@ -46,8 +48,15 @@ def test_classifier_signatures_equal_the_keras_model_on_the_same_inputs(runs, ex
     from_examples = saved.signatures["predict_examples"](examples=tf.constant(records))
     np.testing.assert_allclose(from_examples["probabilities"].numpy(), out["probabilities"], rtol=1e-6)
     classified = saved.signatures["classify"](inputs=tf.constant(records))
-    assert classified["classes"].numpy()[0].tolist() == [c.encode() for c in export.CLASS_NAMES]
+    assert classified["classes"].numpy()[0].tolist() == [c.encode() for c in CLASS_NAMES]
     np.testing.assert_allclose(classified["scores"].numpy(), out["probabilities"], rtol=1e-6)
+    # Larger frames are cropped about their centre, as a run directory crops them; smaller ones are refused.
+    padded = np.pad(images, ((0, 0), (6, 6), (6, 6)))
+    larger = saved.signatures["serving_default"](images=tf.constant(padded))["probabilities"].numpy()
+    np.testing.assert_allclose(larger, out["probabilities"], rtol=1e-5, atol=1e-6)
+    crop = experiment.load(run / "config.yaml").data.crop
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"at least {crop}x{crop} pixels"):
+        saved.signatures["serving_default"](images=tf.constant(images[:, : crop - 1, : crop - 1]))
 
 
 def test_regressor_exports_fundamental_domain_quaternions_and_radius_in_nm(runs, exported):
@@ -86,7 +95,7 @@ def test_saved_model_cli_lists_the_signatures_and_tf_serving_method_names(export
 
 def test_assets_warmup_and_server_configs(exported):
     version = exported / "hits" / "1"
-    assert export.read_labels(version) == list(export.CLASS_NAMES)
+    assert export.read_labels(version) == list(CLASS_NAMES)
     assert (version / "assets" / "config.yaml").exists() and (version / "assets" / "train_mean.npy").exists()
     with open(version / "assets.extra" / export.WARMUP_FILE, "rb") as f:
         logs = [prediction_log_pb2.PredictionLog.FromString(r) for r in tfrecord.read_records(f)]
@@ -107,8 +116,8 @@ def test_assets_warmup_and_server_configs(exported):
 def test_versions_are_immutable_and_a_failed_export_leaves_nothing(runs, base_path, monkeypatch):
     run, _ = runs["hits"]
     with pytest.raises(FileExistsError, match="immutable"):
-        export.export(run, base_path, "hits", version=1)
-    second = export.export(run, base_path, "hits", config_base_path="/models")
+        export_run(run, base_path, "hits", version=1)
+    second = export_run(run, base_path, "hits", config_base_path="/models")
     assert second.name == "2"
     config = model_server_config_pb2.ModelServerConfig()
     text_format.Parse((base_path / export.MODELS_CONFIG).read_text(), config)
@@ -121,9 +130,9 @@ def test_versions_are_immutable_and_a_failed_export_leaves_nothing(runs, base_pa
 
     monkeypatch.setattr(export, "_write_warmup", broken)
     with pytest.raises(RuntimeError, match="disk full"):
-        export.export(run, base_path, "hits")
+        export_run(run, base_path, "hits")
     assert sorted(p.name for p in (base_path / "hits").iterdir()) == ["1", "2"]
     with pytest.raises(ValueError, match="model name"):
-        export.export(run, base_path, "bad/name")
+        export_run(run, base_path, "bad/name")
     with pytest.raises(FileNotFoundError, match="no best.keras"):
-        export.export(base_path, base_path, "x")
+        export_run(base_path, base_path, "x")

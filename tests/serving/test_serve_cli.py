@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from spizoo import cli, experiment, simulate
+from spizoo import cli, experiment
+from spizoo.commands import simulate
 from spizoo.data.cxi import read_frame
 from spizoo.models import load_model
 
@@ -24,14 +25,14 @@ def _free_port() -> int:
 @pytest.fixture
 def cxi_file(tmp_path):
     config = experiment.load("configs/quickstart.yaml", ["sim.detector.pixels=[32,32]", "sim.patterns_per_model=2"])
-    simulate.run(config, 6, tmp_path / "sim")
+    simulate.simulate(config, 6, tmp_path / "sim")
     return tmp_path / "sim" / "patterns.cxi"
 
 
 def test_export_serve_predict_and_stop_from_the_command_line(runs, tmp_path, cxi_file, capsys):
     run, _ = runs["hits"]
     base = tmp_path / "models"
-    assert cli.main(["export", str(run), "--name", "hits", "--base-path", str(base)]) == 0
+    assert cli.main(["export", str(run), "--name", "hits", "--base-path", str(base), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["path"].endswith("hits/1")
     rest, grpc_port = _free_port(), _free_port()
     server = subprocess.Popen(

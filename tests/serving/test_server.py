@@ -21,6 +21,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from spizoo.commands.export import export_run
 from spizoo.data import schema
 from spizoo.serving import Client, ServingClientError
 from spizoo.serving.batching import BatchingParameters, read_batching_parameters
@@ -85,7 +86,7 @@ def test_rest_status_and_metadata_have_tf_serving_shapes(server):
     sigs = meta["metadata"]["signature_def"]["signature_def"]
     assert set(sigs) == {"serving_default", "predict_examples", "classify"}
     images = sigs["serving_default"]["inputs"]["images"]
-    assert images["dtype"] == "DT_FLOAT" and [d["size"] for d in images["tensor_shape"]["dim"]] == ["-1", "32", "32"]
+    assert images["dtype"] == "DT_FLOAT" and [d["size"] for d in images["tensor_shape"]["dim"]] == ["-1", "-1", "-1"]
     assert sigs["classify"]["method_name"] == "tensorflow/serving/classify"
     assert sigs["serving_default"]["method_name"] == "tensorflow/serving/predict"
 
@@ -173,7 +174,8 @@ def test_grpc_with_the_official_stubs(server):
         bad.model_spec.name = "hits"
         bad.inputs["images"].CopyFrom(tf.make_tensor_proto(np.zeros((1, 8, 8), np.float32)))
         predict.Predict(bad, timeout=30)
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "shape" in err.value.details()
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "frames must be at least 24x24 pixels (the crop the model was trained on)" in err.value.details()
 
 
 def test_the_python_client_over_both_transports(server):
@@ -197,7 +199,13 @@ MALFORMED = [
     ("POST", "/v1/models/hits:predict", json.dumps({"instances": [], "inputs": []}).encode(), 400, "not both"),
     ("POST", "/v1/models/hits:predict", json.dumps({"instances": []}).encode(), 400, "non-empty"),
     ("POST", "/v1/models/hits:predict", json.dumps({"instances": [[1, 2], [3]]}).encode(), 400, "ragged"),
-    ("POST", "/v1/models/hits:predict", json.dumps({"instances": _images(1)[:, :8].tolist()}).encode(), 400, "shape"),
+    (
+        "POST",
+        "/v1/models/hits:predict",
+        json.dumps({"instances": _images(1)[:, :8].tolist()}).encode(),
+        400,
+        "at least 24x24",
+    ),
     ("POST", "/v1/models/hits:predict", json.dumps({"instances": [[["a"] * 32] * 32]}).encode(), 400, "numbers"),
     ("POST", "/v1/models/hits:predict", json.dumps({"inputs": {"pixels": [1]}}).encode(), 400, "images"),
     ("POST", "/v1/models/hits:predict", json.dumps({"instances": [1], "extra": 1}).encode(), 400, "unknown key"),
@@ -256,32 +264,89 @@ def test_metrics_endpoint_counts_requests(server):
 
 
 def test_load_while_a_new_version_is_picked_up_and_config_reload(server, runs):
-    """16 concurrent clients, 2,000 requests over REST and gRPC, zero failures, while version 2 appears."""
-    from spizoo.serving import export
+    """16 concurrent clients (REST and gRPC) keep sending while version 2 is exported, loaded and swapped in.
 
+    The load starts on version 1, runs through the export and until the server reports version 2, and for a
+    while after; gRPC replies name the version that answered (``model_spec.version``): version 1 before the
+    swap, version 2 for every request sent after the server reported it, with zero failures. Each client
+    pauses ``pace`` s between requests so that the export, in this process too, is not starved on 2 cores.
+    """
+    clients, pace, max_requests, budget_s, after_s, after_each = 16, 0.1, 3000, 120.0, 1.0, 10
     x = _images(1)
-    failures, done = [], []
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "hits"
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(x))
+    stop = threading.Event()
+    deadline = time.monotonic() + budget_s
+    failures = []
+    answers = [[] for _ in range(clients)]  # per client: (sent, received, version; None over REST)
 
     def client(i: int):
-        c = Client(f"http://127.0.0.1:{server.rest_port}" if i % 2 else f"grpc://127.0.0.1:{server.grpc_port}")
-        for _ in range(125):
-            try:
-                out = c.predict(x, "hits")
-                assert out["probabilities"].shape == (1, 5)
-                done.append(1)
-            except Exception as err:  # noqa: BLE001 - every failure is counted
-                failures.append(repr(err))
+        rest = Client(f"http://127.0.0.1:{server.rest_port}") if i % 2 else None
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            predict = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            for _ in range(max_requests):
+                if stop.is_set() or time.monotonic() > deadline:
+                    return
+                sent = time.monotonic()
+                try:
+                    if rest is not None:
+                        version, probabilities = None, rest.predict(x, "hits")["probabilities"]
+                    else:
+                        reply = predict.Predict(request, timeout=30)
+                        version = reply.model_spec.version.value
+                        probabilities = tf.make_ndarray(reply.outputs["probabilities"])
+                    assert probabilities.shape == (1, 5)
+                    answers[i].append((sent, time.monotonic(), version))
+                except Exception as err:  # noqa: BLE001 - every failure is counted
+                    failures.append(repr(err))
+                stop.wait(pace)
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
-    start = time.monotonic()
-    for t in threads:
-        t.start()
-    export.export(runs["hits"][0], server.base, "hits")  # version 2 lands while the load runs
-    for t in threads:
-        t.join(timeout=300)
-    assert not failures and len(done) == 2000
-    assert time.monotonic() - start < 300
-    server.manager.wait_for("hits", 2, timeout=30)
+    def wait_until(condition) -> bool:
+        while not condition():
+            if time.monotonic() > deadline or failures:
+                return False
+            time.sleep(0.02)
+        return True
+
+    watcher = Client(f"http://127.0.0.1:{server.rest_port}")
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    try:
+        for t in threads:
+            t.start()
+        assert wait_until(lambda: all(len(a) >= 5 for a in answers)), failures[:3] or "load did not start"
+        assert [r["version"] for r in watcher.status("hits")] == ["1"]
+        export_started = time.monotonic()
+        export_run(runs["hits"][0], server.base, "hits")  # version 2 lands while the load runs
+        assert wait_until(lambda: "2" in [str(r["version"]) for r in watcher.status("hits")]), (
+            failures[:3] or "version 2 not reported"
+        )
+        swapped = time.monotonic()  # every request sent after this must be answered by version 2
+
+        def after_swap(a):
+            return sum(sent > swapped for sent, _, _ in a)
+
+        wait_until(lambda: time.monotonic() > swapped + after_s and all(after_swap(a) >= after_each for a in answers))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=max(1.0, deadline + 30 - time.monotonic()))
+    assert not any(t.is_alive() for t in threads)
+    assert not failures, failures[:3]
+    assert time.monotonic() < deadline, "the load ran into its time bound"
+    assert all(len(a) < max_requests for a in answers), "a client ran out of requests before the load was stopped"
+    # Every client, REST and gRPC, was answered before the export started and after version 2 was reported.
+    assert all(a[0][1] < export_started and after_swap(a) >= after_each for a in answers)
+    for a in answers[::2]:  # gRPC: the version that answered each request
+        versions = [v for _, _, v in a]
+        assert versions == sorted(versions) and set(versions) == {1, 2}  # the swap within each client's stream
+        assert all(v == 2 for sent, _, v in a if sent > swapped)
+        assert any(v == 1 and received > export_started for _, received, v in a)  # v1 served during the export
+    served = [v for a in answers[::2] for _, _, v in a]
+    print(
+        f"\nload: {sum(map(len, answers))} answers, {served.count(1)} gRPC by version 1, {served.count(2)} by"
+        f" version 2; export + load of version 2 took {swapped - export_started:.1f} s"
+    )
     versions = [r["version"] for r in server.manager.status("hits")]
     assert versions == ["2", "1"]  # latest two, as models.config says
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from spizoo.sim.detector import MASK_DEAD, MASK_INVALID, MASK_SHADOWED, Detector
+from spizoo.core import masks
+from spizoo.sim.detector import Detector
 
 
 def test_q_lies_on_the_ewald_sphere():
@@ -47,9 +48,9 @@ def test_polarization_factors():
 def test_mask_marks_gap_beam_stop_and_dead_pixels():
     det = Detector(shape=(64, 64), beam_stop_radius_px=3, panel_gap_px=2)
     mask = det.mask(bad_pixel_fraction=0.05, rng=0)
-    assert (mask[31:33] & MASK_INVALID).all() and not (mask[29] & MASK_INVALID).any()
-    assert mask[31, 31] & MASK_SHADOWED and not mask[20, 20] & MASK_SHADOWED
-    assert 0.03 < ((mask & MASK_DEAD) != 0).mean() < 0.07
+    assert (mask[31:33] & masks.INVALID).all() and not (mask[29] & masks.INVALID).any()
+    assert mask[31, 31] & masks.SHADOWED and not mask[20, 20] & masks.SHADOWED
+    assert 0.03 < ((mask & masks.DEAD) != 0).mean() < 0.07
     np.testing.assert_array_equal(mask, det.mask(bad_pixel_fraction=0.05, rng=0))
 
 

@@ -17,7 +17,7 @@ def test_polyhedra_have_their_faces_and_unit_circumradius(shape, faces):
 
 
 def test_icosahedron_vertices_are_the_physics_frame():
-    # PHYSICS.md: vertices are the cyclic permutations of (0, ±1, ±φ).
+    # docs/PHYSICS.md: vertices are the cyclic permutations of (0, ±1, ±φ).
     v = shapes._vertices("icosahedron")
     assert len(v) == 12
     assert any(np.allclose(p, [0, 1, shapes.PHI]) for p in v)

@@ -3,17 +3,17 @@
 import numpy as np
 import pytest
 
-from spizoo import simulate
 from spizoo.experiment import load
 from spizoo.sim import spi
+from spizoo.sim.parallel import iterate_patterns
 
 pytestmark = pytest.mark.slow
 
 
 def test_full_config_class_mix_and_worker_independence():
     config = load("configs/sim_spi.yaml")
-    one = list(simulate.iterate_patterns(config, 1500, workers=1))
-    two = list(simulate.iterate_patterns(config, 1500, workers=2))
+    one = list(iterate_patterns(config.sim, config.seed, 1500, workers=1))
+    two = list(iterate_patterns(config.sim, config.seed, 1500, workers=2))
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a.image, b.image)
     labels = np.array([p.label for p in one])

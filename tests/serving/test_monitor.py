@@ -5,9 +5,9 @@ import h5py
 import numpy as np
 import pytest
 
-from spizoo import cli
-from spizoo.classify import ModelOutputError, Predictor
-from spizoo.monitor import RESULTS, STATE, Monitor
+from spizoo import cli, plots
+from spizoo.serving.monitor import RESULTS, STATE, Monitor
+from spizoo.serving.predictor import ModelOutputError, Predictor
 
 
 def _fake_predictor():
@@ -45,7 +45,7 @@ def test_growing_half_written_and_corrupt_files(tmp_path):
     valid = (daq / "a.cxi").read_bytes()
     (daq / "b.cxi").write_bytes(valid[:300])  # the DAQ has only begun writing it
     (daq / "c.cxi").write_text("not a detector file")
-    monitor = Monitor(_fake_predictor(), daq, out, retries=2, batch_size=3)
+    monitor = Monitor(_fake_predictor(), daq, out, retries=2, batch_size=3, plot=plots.hit_rate)
     first = monitor.poll()
     assert first["new_frames"] == 4 and any("cannot read b.cxi yet" in n for n in first["notes"])
     _write(daq / "a.cxi", [4, 1], grow=True)  # the file grows

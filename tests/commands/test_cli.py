@@ -1,8 +1,15 @@
+import importlib
+import json
+import subprocess
+import sys
+
 import h5py
 import numpy as np
 import pytest
 
-from spizoo import cli, simulate
+from spizoo import cli
+from spizoo.commands import VERBS, simulate
+from spizoo.core.labels import CLASS_NAMES
 from spizoo.experiment import load
 from spizoo.sim import spi
 
@@ -14,7 +21,16 @@ def test_simulate_writes_cxi_contact_sheet_and_config(tmp_path, capsys):
     assert (
         cli.main(["simulate", "configs/quickstart.yaml", "-n", "12", "--out", str(out), "--workers", "1", *QUICK]) == 0
     )
-    assert '"single"' in capsys.readouterr().out
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("spizoo simulate: wrote ") and " single, " in line and "contact_sheet.png" in line
+    assert (
+        cli.main(
+            ["simulate", "configs/quickstart.yaml", "-n", "12", "--out", str(out), "--overwrite", *QUICK, "--json"]
+        )
+        == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert sum(summary["classes"].values()) == 12 and set(summary["classes"]) == set(CLASS_NAMES)
     cfg = load(out / "config.yaml")
     assert cfg == load("configs/quickstart.yaml", ["sim.patterns_per_model=8", "sim.detector.pixels=[32,32]"])
     png = (out / "contact_sheet.png").read_bytes()
@@ -38,21 +54,21 @@ def test_simulate_writes_cxi_contact_sheet_and_config(tmp_path, capsys):
 
 def test_parallel_workers_write_the_same_file(tmp_path):
     cfg = load("configs/quickstart.yaml", ["sim.patterns_per_model=4", "sim.detector.pixels=[32,32]"])
-    simulate.run(cfg, 10, tmp_path / "one", workers=1)
-    simulate.run(cfg, 10, tmp_path / "two", workers=2)
-    with h5py.File(tmp_path / "one/patterns.cxi") as a, h5py.File(tmp_path / "two/patterns.cxi") as b:
-        np.testing.assert_array_equal(a["entry_1/data_1/data"][()], b["entry_1/data_1/data"][()])
+    simulate.simulate(cfg, 10, tmp_path / "one", workers=1)
+    simulate.simulate(cfg, 10, tmp_path / "two", workers=2)
+    for name in ("patterns.cxi", "contact_sheet.png", "config.yaml"):  # every byte, not only the images
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
 
 
 def test_a_failed_run_leaves_no_cxi_file(tmp_path, monkeypatch):
-    def broken(config, n, workers):
-        yield from spi.simulate(config.sim, config.seed, 2)
+    def broken(sim, seed, n, workers):
+        yield from spi.simulate(sim, seed, 2)
         raise RuntimeError("killed")
 
     monkeypatch.setattr(simulate, "iterate_patterns", broken)
     cfg = load("configs/quickstart.yaml", ["sim.patterns_per_model=4", "sim.detector.pixels=[32,32]"])
     with pytest.raises(RuntimeError, match="killed"):
-        simulate.run(cfg, 6, tmp_path, workers=1)
+        simulate.simulate(cfg, 6, tmp_path, workers=1)
     assert not (tmp_path / "patterns.cxi").exists()
     assert not list(tmp_path.glob("*.partial"))
 
@@ -79,6 +95,22 @@ def test_help_shows_an_example(capsys):
     assert "spizoo simulate configs/quickstart.yaml" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("verb", list(VERBS))
+def test_every_verb_has_an_example_a_summary_line_and_json(verb):
+    module = importlib.import_module(f"spizoo.commands.{verb.replace('-', '_')}")
+    assert "example:\n      spizoo " in module.DESCRIPTION or "example:\n      spizoo" in module.DESCRIPTION
+    assert callable(module.run) and callable(module.summary_line)
+    options = [o for a in cli.build_parser(verb).verb_parser._actions for o in a.option_strings]
+    assert "--json" in options and "--verbose" in options
+
+
+def test_spizoo_help_imports_no_verb_and_no_heavy_library():
+    heavy = ("spizoo.commands.", "tensorflow", "keras", "apache_beam")
+    code = f"import sys, spizoo.cli; print(sorted(m for m in sys.modules if m.startswith({heavy})))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['spizoo.commands._common']"
+
+
 def test_a_killed_run_leaves_no_cxi_and_a_rerun_completes_it(tmp_path):
     import os
     import signal
@@ -100,16 +132,16 @@ def test_a_killed_run_leaves_no_cxi_and_a_rerun_completes_it(tmp_path):
     proc.wait()
     assert not (tmp_path / "run" / "patterns.cxi").exists()
 
-    short = ["-n", "40"]  # the rerun (same command, smaller n to keep the test fast) replaces the partial file
-    subprocess.run(
-        [*args[:-4], *short, "--workers", "1", "--out", str(tmp_path / "run")], check=True, capture_output=True
-    )
-    subprocess.run(
-        [*args[:-4], *short, "--workers", "2", "--out", str(tmp_path / "ref")], check=True, capture_output=True
-    )
+    subprocess.run([*args, "--out", str(tmp_path / "run")], check=True, capture_output=True)  # the same command
     assert not partial.exists()
-    with h5py.File(tmp_path / "run/patterns.cxi") as a, h5py.File(tmp_path / "ref/patterns.cxi") as b:
-        np.testing.assert_array_equal(a["entry_1/data_1/data"][()], b["entry_1/data_1/data"][()])
+    config = load(tmp_path / "run" / "config.yaml")
+    with h5py.File(tmp_path / "run/patterns.cxi") as f:
+        data, labels = f["entry_1/data_1/data"], f["entry_1/spizoo/label"]
+        assert data.shape[0] == 3000 and labels.shape == (3000,)
+        for i in (0, 1499, 2999):  # first, middle and last pattern of the completed run
+            expected = spi.simulate_pattern(config.sim, config.seed, i)
+            np.testing.assert_array_equal(data[i], expected.image)
+            assert labels[i] == expected.label
 
 
 MSFT_SMALL = ["--set", "sim.columns=48", "--set", "sim.detector.pixels=[32,32]"]
@@ -147,8 +179,7 @@ def test_fit_pattern_reports_parameters_errors_and_cost(tmp_path, capsys):
         "--out",
         str(tmp_path / "fit"),
     ]
-    assert cli.main([*args, "--starts", "2", "--iterations", "10", *MSFT_SMALL]) == 0
-    import json
+    assert cli.main([*args, "--starts", "2", "--iterations", "10", *MSFT_SMALL, "--json"]) == 0
 
     report = json.loads((tmp_path / "fit" / "fit_1.json").read_text())
     assert report["forward_simulations"] >= 20 and report["starts"] == 2
@@ -185,7 +216,7 @@ def test_fit_summary_gathers_the_fits_and_compares_the_network_on_the_same_patte
     assert len(network["per_pattern"]) == 3 and network["median_seconds_per_pattern"] > 0
     assert all(0 <= p["mean"] <= p["max"] for p in network["per_pattern"])
     assert (sim / "error_vs_simulations.png").stat().st_size > 10_000
-    assert '"network"' in capsys.readouterr().out
+    assert "network" in capsys.readouterr().out
     assert cli.main(["fit-summary", str(sim), "--model", str(runs["hits"][0])]) == 2
     assert "not a (quaternion, radius) regressor" in capsys.readouterr().err
 
@@ -197,6 +228,9 @@ def test_fit_pattern_errors_are_clear(tmp_path, capsys):
         cli.main(["fit-pattern", "configs/sim_msft.yaml", str(tmp_path / "missing.cxi"), "--out", str(tmp_path)]) == 2
     )
     assert "no such file" in capsys.readouterr().err
+    assert cli.main(["fit-pattern", "configs/sim_msft.yaml", "x.cxi", "--index", "-1", "--out", str(tmp_path)]) == 2
+    assert "--index must be a frame number >= 0, got -1" in capsys.readouterr().err
+    assert not list(tmp_path.glob("fit_*"))
     bad = tmp_path / "bad.h5"
     h5py.File(bad, "w").create_dataset("images", data=np.zeros((2, 8, 8)))
     assert cli.main(["fit-pattern", "configs/sim_msft.yaml", str(bad), "--out", str(tmp_path)]) == 2
@@ -205,12 +239,20 @@ def test_fit_pattern_errors_are_clear(tmp_path, capsys):
     )
 
 
-def test_generate_passes_unknown_options_to_beam_and_other_verbs_reject_them(tmp_path, capsys):
+def test_generate_passes_unknown_options_to_beam_and_other_verbs_reject_them(tmp_path, capfd):
     args = ["generate", "configs/quickstart.yaml", "--out", str(tmp_path / "ds"), "--set", "dataset.patterns=32"]
-    assert cli.main([*args, "--runner=DirectRunner", "--direct_running_mode=in_memory"]) == 0
-    out = capsys.readouterr().out
-    assert "Beam counters:" in out and "patterns_train" in out
+    assert cli.main([*args, "--runner=DirectRunner", "--direct_running_mode=in_memory", "--json"]) == 0
+    out, err = capfd.readouterr()
+    summary = json.loads(out)
+    assert not [line for line in err.splitlines() if "apitools" in line or line.startswith(("INFO", "I0000"))]
+    assert summary["counters"]["patterns_train"] == summary["splits"]["train"]["examples"] > 0
     assert (tmp_path / "ds" / "dataset_info.json").exists()
+    for typo, hint in (["-n", "32"], "-n"), (["--overwite"], "did you mean --overwrite?"):
+        with pytest.raises(SystemExit):
+            cli.main([*args, "--out", str(tmp_path / "typo"), *typo])
+        err = capfd.readouterr().err
+        assert f"unrecognized arguments: {typo[0]}" in err and hint in err and "Apache Beam" in err
+        assert not (tmp_path / "typo").exists() and not (tmp_path / "typo.incomplete").exists()
     with pytest.raises(SystemExit):
         cli.main(["simulate", "configs/quickstart.yaml", "--out", str(tmp_path), "--runner=DirectRunner"])
-    assert "unrecognized arguments: --runner=DirectRunner" in capsys.readouterr().err
+    assert "unrecognized arguments: --runner=DirectRunner" in capfd.readouterr().err

@@ -6,9 +6,10 @@ import h5py
 import numpy as np
 import pytest
 
-from spizoo import cli, experiment, simulate
-from spizoo.classify import classify_files, load_predictor
-from spizoo.models import evaluation
+from spizoo import cli, experiment
+from spizoo.commands import evaluate, simulate
+from spizoo.commands._common import load_predictor
+from spizoo.serving.classify import classify_files
 from spizoo.serving.server import Server, manager_from_args
 
 
@@ -18,7 +19,7 @@ def cxi_files(tmp_path_factory):
     config = experiment.load("configs/quickstart.yaml", ["sim.detector.pixels=[32,32]", "sim.patterns_per_model=3"])
     paths = []
     for i, n in enumerate((7, 5)):
-        simulate.run(config, n, root / f"run_{i}", workers=1)
+        simulate.simulate(config, n, root / f"run_{i}", workers=1)
         paths.append(root / f"run_{i}" / "patterns.cxi")
     return paths
 
@@ -30,24 +31,26 @@ def _digest(path):
 def test_run_dir_saved_model_and_server_give_the_same_results(runs, exported, cxi_files, tmp_path):
     run, _ = runs["hits"]
     before = [_digest(p) for p in cxi_files]
-    summary = classify_files(load_predictor(str(run)), cxi_files, tmp_path / "run.h5")
+    summary, columns = classify_files(load_predictor(str(run)), cxi_files, tmp_path / "run.h5")
     assert summary["frames"] == 12 and sum(summary["frames_per_class"].values()) == 12
     assert summary["threshold"] == {"value": 0.5, "from": "default"}
-    assert (tmp_path / "run.png").stat().st_size > 5000
+    assert not (tmp_path / "run.png").exists()  # figures are the command's (below)
     with h5py.File(tmp_path / "run.h5") as f:
         assert [n.decode() for n in f["files"][()]] == [str(p) for p in cxi_files]
         assert f["file_index"][()].tolist() == [0] * 7 + [1] * 5
         assert f["frame"][()].tolist() == [*range(7), *range(5)]
         reference = {k: f[k][()] for k in ("probabilities", "classes", "single_hit_score", "single_hit")}
+    for key, value in reference.items():
+        np.testing.assert_array_equal(columns[key], value)
     np.testing.assert_array_equal(reference["single_hit"], reference["single_hit_score"] >= 0.5)
     assert summary["single_hit_fraction"] == pytest.approx(reference["single_hit"].mean(), abs=1e-4)
 
-    classify_files(load_predictor(str(exported / "hits")), cxi_files, tmp_path / "saved.h5", plot=False)
+    classify_files(load_predictor(str(exported / "hits")), cxi_files, tmp_path / "saved.h5")
     manager = manager_from_args(None, "hits", str(exported / "hits"), poll_seconds=0)
     with Server(manager, rest_port=0, grpc_port=0) as server:
         for url in (f"http://127.0.0.1:{server.rest_port}/hits", f"grpc://127.0.0.1:{server.grpc_port}/hits"):
             name = url.split(":")[0]
-            classify_files(load_predictor(url), cxi_files, tmp_path / f"{name}.h5", batch_size=5, plot=False)
+            classify_files(load_predictor(url), cxi_files, tmp_path / f"{name}.h5", batch_size=5)
     for other in ("saved", "http", "grpc"):
         with h5py.File(tmp_path / f"{other}.h5") as f:
             np.testing.assert_allclose(f["probabilities"][()], reference["probabilities"], rtol=1e-5, atol=1e-6)
@@ -58,22 +61,25 @@ def test_run_dir_saved_model_and_server_give_the_same_results(runs, exported, cx
 def test_csv_results_threshold_from_the_evaluation_and_errors(runs, cxi_files, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(runs["hits"][0], run)
-    evaluation.evaluate(run, str(runs["hits"][1] / "*-test.tfrecord-*"), target_fpr=0.2)
+    evaluate.evaluate(run, str(runs["hits"][1] / "*-test.tfrecord-*"), target_fpr=0.2)
     point = json.loads((run / "evaluation" / "report.json").read_text())["operating_point"]
     predictor = load_predictor(str(run))
     assert predictor.threshold == point["threshold"] and "operating point" in predictor.threshold_source
     assert load_predictor(str(run), threshold=0.9).threshold == 0.9
     out = tmp_path / "results.csv"
-    assert cli.main(["classify", str(run), *map(str, cxi_files), "--out", str(out)]) == 0
+    assert cli.main(["classify", str(run), *map(str, cxi_files), "--out", str(out), "--json"]) == 0
     lines = out.read_text().splitlines()
     assert lines[0].startswith("file,frame,") and len(lines) == 13
     assert json.loads(capsys.readouterr().out)["frames"] == 12
+    assert (tmp_path / "results.png").stat().st_size > 5000
     assert cli.main(["classify", str(run), str(cxi_files[0]), "--out", str(out)]) == 2
     assert "never overwritten" in capsys.readouterr().err
     assert cli.main(["classify", str(tmp_path), str(cxi_files[0]), "--out", str(tmp_path / "x.h5")]) == 2
     assert "not a run directory" in capsys.readouterr().err
     assert cli.main(["classify", "http://127.0.0.1:1", str(cxi_files[0]), "--out", str(tmp_path / "y.h5")]) == 2
     assert "name the model in the server URL" in capsys.readouterr().err
+    assert cli.main(["classify", "http://127.0.0.1:1/hits", str(cxi_files[0]), "--out", str(tmp_path / "y.h5")]) == 2
+    assert "cannot reach the model server at http://127.0.0.1:1:" in capsys.readouterr().err
     assert cli.main(["classify", str(run), str(tmp_path / "none.cxi"), "--out", str(tmp_path / "z.h5")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "z.h5").exists() and not (tmp_path / "z.h5.partial").exists()

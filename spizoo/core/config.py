@@ -1,4 +1,4 @@
-"""Strict YAML configs built from frozen dataclasses (ARCHITECTURE.md, convention 2).
+"""Strict YAML configs built from frozen dataclasses (docs/ARCHITECTURE.md, convention 2).
 
 A config file is a nested mapping whose keys must match dataclass fields exactly; an unknown key is an
 error naming it and the nearest valid key. ``--set a.b=c`` overrides are applied to the raw mapping

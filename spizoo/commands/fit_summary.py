@@ -1,61 +1,55 @@
-"""``spizoo fit-pattern``: the Monte-Carlo simplex baseline on one stored MSFT pattern (seed 001 fig. 4b)."""
+"""``spizoo fit-summary``: seed 001 fig. 4b, the forward fit's error against forward simulations over many
+patterns, beside the network's on the same patterns."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 
+from spizoo import experiment
+from spizoo.commands._common import load_predictor
 from spizoo.data.cxi import read_extras, read_frame
-from spizoo.experiment import Config
-from spizoo.plots import fit_report, fit_summary
+from spizoo.plots import fit_summary
 from spizoo.sim import icosahedral
-from spizoo.sim.forward_fit import fit_pattern, model_image
-from spizoo.sim.wideangle import MsftConfig
+
+DESCRIPTION = """\
+    Gather DIRECTORY/fit_<i>/fit_<i>.json (spizoo fit-pattern on DIRECTORY/patterns.cxi) into
+    DIRECTORY/summary.json and DIRECTORY/error_vs_simulations.png: median and central 90 % of the
+    best fit's mean relative error against forward simulations, and the wall time per pattern. With
+    --model, the regressor predicts the same patterns and is drawn and timed alongside.
+
+    example:
+      spizoo simulate configs/sim_msft.yaml -n 3 --out out/fits
+      for i in 0 1 2; do spizoo fit-pattern configs/sim_msft.yaml out/fits/patterns.cxi \\
+        --index $i --starts 5 --out out/fits/fit_$i; done
+      spizoo fit-summary out/fits --model out/msft_run
+    """
 
 
-def run(config: Config, cxi: str | Path, index: int, out: str | Path, *, starts: int, iterations: int) -> dict:
-    """Fits frame ``index`` of ``cxi``; writes ``out/fit_<index>.json`` and ``out/fit_<index>.png``."""
-    if not isinstance(config.sim, MsftConfig):
-        raise ValueError("fit-pattern needs a config with sim.kind: msft (e.g. configs/sim_msft.yaml)")
-    image = read_frame(cxi, index)
-    truth = read_extras(cxi, index)
-    result = fit_pattern(image, config.sim, starts=starts, iterations=iterations, rng=config.seed)
-    report = {
-        "file": str(cxi),
-        "index": index,
-        "quaternion": result.quaternion.round(6).tolist(),
-        "radius_nm": round(result.radius_nm, 4),
-        "loss": result.loss,
-        "forward_simulations": result.simulations,
-        "seconds": round(result.seconds, 2),
-        "starts": starts,
-        "iterations": iterations,
-    }
-    curve = None
-    if "quaternion" in truth and "radius_nm" in truth:
-        q_true, r_true = truth["quaternion"].astype(float), float(truth["radius_nm"])
-        err = icosahedral.error_measures(
-            result.quaternion, result.radius_nm, q_true, r_true, config.sim.circumradius_nm
-        )
-        report["mean_relative_error"] = float(err["mean"])
-        report["max_relative_error"] = float(err["max"])
-        curve = [
-            (n, float(icosahedral.error_measures(q, r, q_true, r_true, config.sim.circumradius_nm)["mean"]))
-            for n, _, q, r in result.history
-        ]
-        report["error_vs_simulations"] = curve
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    fit_report(
-        image, model_image(config.sim, result.quaternion, result.radius_nm), result, curve, out / f"fit_{index}.png"
-    )
-    partial = out / f"fit_{index}.json.partial"  # the report appears whole, last: it marks the fit done
-    partial.write_text(json.dumps(report, indent=2))
-    partial.replace(out / f"fit_{index}.json")
-    report["outputs"] = [str(out / f"fit_{index}.json"), str(out / f"fit_{index}.png")]
-    return report
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", help="directory with patterns.cxi, config.yaml and fit_<i>/ reports")
+    parser.add_argument("--model", default=None, help="regressor run directory, SavedModel or server URL")
+
+
+def run(args: argparse.Namespace) -> dict:
+    summary = summarise(args.directory, args.model)
+    summary.pop("curve")
+    summary.get("network", {}).pop("per_pattern", None)
+    return summary
+
+
+def summary_line(summary: dict) -> str:
+    fit = summary["forward_fit"]
+    line = f"{summary['patterns']} patterns: forward fit median error {fit['median_mean_relative_error']:.2%}"
+    line += f" in {fit['median_seconds_per_pattern']:.0f} s"
+    if "network" in summary:
+        net = summary["network"]
+        line += f", network {net['median_mean_relative_error']:.2%} in {net['median_seconds_per_pattern'] * 1e3:.0f} ms"
+    return f"{line}; wrote {summary['outputs'][0]}"
 
 
 def summarise(directory: str | Path, model: str | None = None) -> dict:
@@ -64,7 +58,7 @@ def summarise(directory: str | Path, model: str | None = None) -> dict:
     Writes ``directory/summary.json`` and ``directory/error_vs_simulations.png``: the median and the central
     90 % (as the paper's figure) over patterns of the best fit's mean relative error against forward
     simulations, and each method's wall time per pattern. With ``model`` (a run directory, SavedModel or
-    server URL, see :func:`spizoo.classify.load_predictor`) the network predicts the same patterns
+    server URL, see :func:`spizoo.commands._common.load_predictor`) the network predicts the same patterns
     (``directory/patterns.cxi``) for the comparison, its time the median of single-pattern calls.
 
     Raises:
@@ -102,8 +96,6 @@ def summarise(directory: str | Path, model: str | None = None) -> dict:
         },
     }
     if model is not None:
-        from spizoo import experiment
-
         sim = experiment.load(directory / "config.yaml").sim  # written by spizoo simulate with patterns.cxi
         indices = [r["index"] for r in reports]
         summary["network"] = _network(model, directory / "patterns.cxi", indices, sim.circumradius_nm)
@@ -132,10 +124,6 @@ def _statistics(rows: list[dict], mean_key: str, max_key: str) -> dict:
 
 def _network(model: str, cxi: Path, indices: list[int], radius_range_nm) -> dict:
     """The network's errors on the fitted patterns and its median wall time for one pattern."""
-    import time
-
-    from spizoo.classify import load_predictor
-
     frames = np.stack([read_frame(cxi, i) for i in indices]).astype(np.float32)
     truth = [read_extras(cxi, i) for i in indices]
     predictor = load_predictor(model)

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from spizoo.config import ConfigError, apply_overrides, config_hash, dump_config, load_config
+from spizoo.core.config import ConfigError, apply_overrides, config_hash, dump_config, load_config
 from spizoo.experiment import Config, load
 
 

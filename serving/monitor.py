@@ -1,4 +1,4 @@
-"""``spizoo monitor``: classify frames as the DAQ writes them, and show the hit rate while the beam is on
+"""Classify frames as the DAQ writes them, and show the hit rate while the beam is on
 (seed 000 §2: "know the quality of their dataset in real time and optimize their experiment parameters").
 
 Every ``interval`` seconds the watched directory is scanned; each file's new frames (files grow while the
@@ -18,13 +18,14 @@ import json
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from spizoo.classify import ModelOutputError, Predictor
 from spizoo.data.frames import FrameFile
 from spizoo.serving.client import ServingClientError
+from spizoo.serving.predictor import ModelOutputError, Predictor
 
 RESULTS, STATE, PLOT = "monitor.csv", "monitor_state.json", "monitor.png"
 COLUMNS = ["file", "frame", "class", "single_hit_score", "single_hit"]
@@ -32,7 +33,11 @@ HISTORY = 100_000  # frames kept for the plot
 
 
 class Monitor:
-    """Watches ``directory`` for files matching ``pattern`` and classifies their new frames into ``out``."""
+    """Watches ``directory`` for files matching ``pattern`` and classifies their new frames into ``out``.
+
+    ``plot(classes, single_hit, path, window=...)``, when given, draws ``OUT/monitor.png`` after each scan
+    with new frames (``spizoo monitor`` passes its hit-rate figure).
+    """
 
     def __init__(
         self,
@@ -45,12 +50,13 @@ class Monitor:
         batch_size: int = 64,
         retries: int = 5,
         dataset: str | None = None,
+        plot: Callable | None = None,
     ):
         self.predictor, self.directory, self.out = predictor, Path(directory), Path(out)
         if not self.directory.is_dir():
             raise FileNotFoundError(f"{self.directory} is not a directory")
         self.pattern, self.window, self.batch_size = pattern, window, batch_size
-        self.retries, self.dataset = retries, dataset
+        self.retries, self.dataset, self._plot = retries, dataset, plot
         self.out.mkdir(parents=True, exist_ok=True)
         self.results = self.out / RESULTS
         self.state = {"results_bytes": 0, "files": {}}
@@ -142,13 +148,11 @@ class Monitor:
         }
 
     def plot(self) -> Path | None:
-        from spizoo import plots
-
-        if not self.history:
+        if not self.history or self._plot is None:
             return None
         classes = np.array([c for c, _ in self.history])
         single = np.array([s for _, s in self.history])
-        return plots.hit_rate(classes, single, self.out / PLOT, window=min(self.window, len(classes)))
+        return self._plot(classes, single, self.out / PLOT, window=min(self.window, len(classes)))
 
     def run(self, interval: float = 2.0, *, once: bool = False) -> None:
         """Scans every ``interval`` seconds until interrupted (or once), printing a line per scan with news."""

@@ -1,0 +1,83 @@
+"""The one inference path: a :class:`Predictor` runs frames through a trained run, an exported SavedModel or
+a model server, and all three give the outputs of the exported ``serving_default`` signature with the
+training preprocessing applied (classifiers ``probabilities``, ``classes`` and ``single_hit_score``; the
+regressor ``quaternion`` and ``radius_nm``). ``spizoo classify``, ``monitor``, ``predict`` and
+``fit-summary`` use it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from spizoo.core.task import Task
+from spizoo.data.pipeline import load_dataset_info
+from spizoo.models import load_model
+from spizoo.serving.client import Client
+from spizoo.serving.export import serving_outputs, versions
+
+DEFAULT_THRESHOLD = 0.5
+
+
+class ModelOutputError(RuntimeError):
+    """The model does not give the outputs a command needs (e.g. a regressor given to ``spizoo monitor``)."""
+
+
+class Predictor:
+    """``predict(frames [n, H, W] float32) → {name: array}`` and the single-hit threshold that goes with it."""
+
+    def __init__(self, predict: Callable[[np.ndarray], dict], description: str, threshold: float, source: str):
+        self.predict, self.description = predict, description
+        self.threshold, self.threshold_source = threshold, source
+
+
+def _threshold(threshold: float | None) -> tuple[float, str]:
+    return (threshold, "given") if threshold is not None else (DEFAULT_THRESHOLD, "default")
+
+
+def from_server(url: str, threshold: float | None = None) -> Predictor:
+    """The model named at the end of ``url``: ``http://host:8501/NAME`` (REST) or ``grpc://host:8500/NAME``."""
+    scheme, rest = url.split("://", 1)
+    if "/" not in rest.strip("/"):
+        raise ValueError(f"name the model in the server URL, e.g. {scheme}://{rest.strip('/')}/hits")
+    address, name = rest.strip("/").split("/", 1)
+    name = name.removeprefix("v1/models/")
+    client = Client(f"{scheme}://{address}")
+    return Predictor(lambda x: client.predict(x, name), f"{name} at {scheme}://{address}", *_threshold(threshold))
+
+
+def _as_numpy(predict) -> Callable[[np.ndarray], dict]:
+    import tensorflow as tf  # seconds to import: only once a model is really run
+
+    return lambda x: {k: v.numpy() for k, v in predict(tf.constant(x, tf.float32)).items()}
+
+
+def from_saved_model(path: str | Path, threshold: float | None = None) -> Predictor:
+    """An exported version directory, or a model's base path (its newest version)."""
+    import tensorflow as tf  # seconds to import: only once a model is really run
+
+    path = Path(path)
+    if not (path / "saved_model.pb").exists():
+        path = path / str(versions(path)[-1])
+    signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+    return Predictor(_as_numpy(lambda x: signature(images=x)), f"SavedModel {path}", *_threshold(threshold))
+
+
+def from_run(run_dir: str | Path, data, task: Task, threshold: float | None = None) -> Predictor:
+    """A run directory's ``best.keras`` with the run's ``data:`` section and task, through the same graph
+    ``spizoo export`` writes. Without ``threshold``, the operating point ``spizoo evaluate`` chose for the run
+    (its ``evaluation/report.json``), else 0.5."""
+    import tensorflow as tf  # seconds to import: only once a model is really run
+
+    run = Path(run_dir)
+    outputs = serving_outputs(load_model(run / "best.keras"), data, load_dataset_info(run), task)
+    chosen, source = _threshold(threshold)
+    report = run / "evaluation" / "report.json"
+    if threshold is None and report.exists():
+        point = json.loads(report.read_text()).get("operating_point")
+        if point:
+            chosen = float(point["threshold"])
+            source = f"operating point for a false-positive rate <= {point['target']} ({report})"
+    return Predictor(_as_numpy(tf.function(outputs)), f"run {run}", chosen, source)

@@ -1,0 +1,45 @@
+"""``spizoo classify``: every frame of experiment files through a model, into a separate results file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from spizoo import plots
+from spizoo.commands._common import add_model_args, load_predictor
+from spizoo.serving.classify import classify_files
+
+DESCRIPTION = """\
+    Run MODEL on every frame of FILES (read only, a batch at a time) and write, per file and frame,
+    the model's outputs (class probabilities, class, single-hit score and flag; or orientation and
+    size) to OUT (.h5 or .csv), a PNG of the hit rate over frames, and a summary.
+
+    MODEL: a run directory, an exported SavedModel (version or base path), or a server URL naming
+    the model (http://HOST:8501/NAME, grpc://HOST:8500/NAME). The single-hit threshold is
+    --threshold, else the run's evaluated operating point, else 0.5.
+
+    example:
+      spizoo classify out/quick_run run_0042.cxi run_0043.cxi --out results/run_42_43.h5
+    """
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_args(parser)
+    parser.add_argument("files", nargs="+", help="CXI or HDF5 files")
+    parser.add_argument("--out", required=True, help="results file (.h5 or .csv); never overwritten")
+
+
+def run(args: argparse.Namespace) -> dict:
+    predictor = load_predictor(args.model, args.threshold)
+    summary, results = classify_files(predictor, args.files, args.out, batch_size=args.batch_size, dataset=args.dataset)
+    if "single_hit" in results and len(results["frame"]):
+        path = Path(args.out).with_suffix(".png")
+        summary["plot"] = str(plots.hit_rate(results["classes"], results["single_hit"], path))
+    return summary
+
+
+def summary_line(summary: dict) -> str:
+    line = f"{summary['frames']:,} frames of {summary['files']} files ({summary['frames_per_second']:,} frames/s)"
+    if "single_hit_fraction" in summary:
+        line += f", single hits {summary['single_hit_fraction']:.1%} at threshold {summary['threshold']['value']:.3g}"
+    return f"{line}; wrote {summary['out']}"

@@ -1,0 +1,131 @@
+"""``spizoo evaluate``: a trained run against a split, as a JSON report and the papers' plots."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from spizoo import experiment, plots
+from spizoo.core.labels import CLASS_NAMES
+from spizoo.data.pipeline import load_dataset_info, load_examples, preprocess
+from spizoo.models import load_model
+from spizoo.models.evaluation import binary_report, classifier_report, regressor_report
+from spizoo.models.training import pipeline_config, predict_dataset
+
+DESCRIPTION = """\
+    Evaluate RUN_DIR/best.keras on the records matching DATA into RUN_DIR/evaluation/: report.json
+    (classifiers: accuracy, confusion matrix, good/bad table, false-negative and false-positive
+    rates per particle geometry, the single-hit threshold for --target-fpr; regressors: mean and
+    maximum relative errors) and PNGs (confusion matrix or error histograms, training curves,
+    misclassified patterns, t-SNE of VGG16 features).
+
+    example:
+      spizoo evaluate out/quick_run --data 'out/quick_ds/*-test.tfrecord-*' --target-fpr 0.01
+    """
+GRID_EXAMPLES = 24  # misclassified patterns shown
+TSNE_EXAMPLES = 2000  # patterns embedded by t-SNE (its cost grows as n log n)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="run directory made by spizoo train")
+    parser.add_argument("--data", required=True, help="glob of TFRecord shards, e.g. 'DIR/*-test.tfrecord-*'")
+    parser.add_argument(
+        "--target-fpr", type=float, default=0.01, help="false-positive rate for the single-hit threshold"
+    )
+
+
+def run(args: argparse.Namespace) -> dict:
+    return evaluate(args.run_dir, args.data, target_fpr=args.target_fpr)
+
+
+def summary_line(report: dict) -> str:
+    if "accuracy" in report:
+        point = report["operating_point"]
+        return (
+            f"accuracy {report['accuracy']:.3f} on {report['patterns']} patterns; single-hit threshold "
+            f"{point['threshold']:.3f} keeps {point['true_positive_rate']:.1%} of single hits at "
+            f"{point['false_positive_rate']:.1%} false positives; report {report['report']}"
+        )
+    return (
+        f"mean relative error {report['mean_relative_error']['mean']:.2%} "
+        f"(max {report['max_relative_error']['mean']:.2%}) on {report['patterns']} patterns; report {report['report']}"
+    )
+
+
+def evaluate(run_dir: str | Path, pattern: str, *, target_fpr: float = 0.01, batch_size: int = 64) -> dict:
+    """Evaluates ``run_dir/best.keras`` on the records matching ``pattern``; writes ``run_dir/evaluation/``."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "best.keras").exists():
+        raise FileNotFoundError(f"no best.keras in {run_dir}: train first with `spizoo train … --out {run_dir}`")
+    if not 0 <= target_fpr < 1:
+        raise ValueError(f"target false-positive rate must be in [0, 1), got {target_fpr}")
+    config = experiment.load(run_dir / "config.yaml")
+    task = experiment.task(config)
+    model = load_model(run_dir / "best.keras")
+    images, labels, targets, shapes = load_examples(pattern, config.data.crop)
+    predict = _predictor(config, run_dir, images, batch_size)
+    outputs = predict(model).astype(np.float64)
+    out = run_dir / "evaluation"
+    out.mkdir(exist_ok=True)
+    if task.report == "regressor":
+        report = regressor_report(outputs, targets)
+        per = report.pop("_per_pattern")
+        plots.error_histograms(per["mean"], per["max"], out / "relative_errors.png")
+    else:
+        if task.report == "binary":
+            report = binary_report(outputs, labels, shapes, target_fpr)
+            wrong = (outputs >= 0.5) != (labels == 1)
+            titles = [f"true {CLASS_NAMES[t]}, p(single) {p:.2f}" for t, p in zip(labels, outputs, strict=True)]
+        else:
+            report = classifier_report(outputs, labels, shapes, target_fpr)
+            counts = np.array(report["confusion_matrix"]["counts"])
+            plots.confusion_matrix(counts, CLASS_NAMES, out / "confusion_matrix.png")
+            predicted = outputs.argmax(axis=1)
+            wrong = predicted != labels
+            titles = [f"true {CLASS_NAMES[t]} → {CLASS_NAMES[p]}" for t, p in zip(labels, predicted, strict=True)]
+        shown = np.flatnonzero(wrong)[:GRID_EXAMPLES]
+        report["misclassified"] = int(wrong.sum())
+        if len(shown):
+            plots.contact_sheet(images[shown], [titles[i] for i in shown], out / "misclassified.png")
+        if "features" in [layer.name for layer in model.layers]:
+            _tsne(model, predict, labels, out)
+    history = run_dir / "history.csv"
+    if history.exists():
+        rows = list(csv.DictReader(history.open()))
+        plots.training_curves(rows, out / "training_curves.png")
+    report["data"] = pattern
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    report["report"] = str(out / "report.json")
+    return report
+
+
+def _tsne(model, predict, labels: np.ndarray, out: Path) -> None:
+    """Seed 000 fig. 14: a t-SNE map of the ``features`` layer's outputs, coloured by particle count."""
+    import keras  # loaded with the model already; imported here for the sub-model only
+    from sklearn.manifold import TSNE  # seconds to import: only for feature models
+
+    features = predict(keras.Model(model.input, model.get_layer("features").output), TSNE_EXAMPLES)
+    n = len(features)
+    embedding = TSNE(perplexity=min(30.0, (n - 1) / 3), init="pca", random_state=0).fit_transform(features)
+    plots.tsne(embedding, labels[:n], CLASS_NAMES, out / "tsne.png")
+
+
+def _predictor(config, run_dir: Path, images: np.ndarray, batch_size: int):
+    """``predict(model, limit=None)``: a model's raw outputs on the first ``limit`` images, preprocessed as
+    training's input pipeline did (:func:`spizoo.models.training.pipeline_config`)."""
+    import tensorflow as tf  # loaded with the model already
+
+    data_cfg, _ = pipeline_config(config.data)
+    info = load_dataset_info(run_dir)
+
+    def predict(model, limit: int | None = None) -> np.ndarray:
+        chosen = images[:limit]
+        ds = tf.data.Dataset.from_tensor_slices((chosen, np.zeros(len(chosen)))).batch(batch_size)
+        ds = ds.map(lambda x, y: (preprocess(x, data_cfg, info), y))
+        return predict_dataset(model, ds, "predict")[0]
+
+    return predict

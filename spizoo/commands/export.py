@@ -1,0 +1,50 @@
+"""``spizoo export``: a trained run as a TF Serving SavedModel version, with the server's config files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from spizoo import experiment
+from spizoo.serving import export
+
+DESCRIPTION = """\
+    Write BASE_PATH/NAME/VERSION/ (next version when not given): a SavedModel taking raw detector
+    images (float32 [batch, H, W] photon counts) with the training preprocessing in its graph, its
+    assets and warm-up requests; add or update NAME in BASE_PATH/models.config (label "stable" on
+    this version) and write BASE_PATH/monitoring.config.
+
+    example:
+      spizoo export out/quick_run --name hits --base-path out/models
+      spizoo serve --model-config-file out/models/models.config
+    """
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="run directory made by spizoo train")
+    parser.add_argument("--name", required=True, help="model name (the URL's /v1/models/NAME)")
+    parser.add_argument("--base-path", required=True, help="directory holding one folder per model")
+    parser.add_argument("--version", type=int, help="version number (default: next)")
+    parser.add_argument(
+        "--config-base-path", help="base path written into models.config instead of BASE_PATH (e.g. /models)"
+    )
+
+
+def run(args: argparse.Namespace) -> dict:
+    path = export_run(
+        args.run_dir, args.base_path, args.name, version=args.version, config_base_path=args.config_base_path
+    )
+    return {**export.summary(path), "models_config": str(Path(args.base_path) / export.MODELS_CONFIG)}
+
+
+def export_run(run_dir: str | Path, base_path: str | Path, name: str, **options) -> Path:
+    """:func:`spizoo.serving.export.export` of a run directory with its own config's data section and task."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "best.keras").exists():
+        raise FileNotFoundError(f"no best.keras in {run_dir}: train first with `spizoo train … --out {run_dir}`")
+    config = experiment.load(run_dir / "config.yaml")
+    return export.export(run_dir, base_path, name, data=config.data, task=experiment.task(config), **options)
+
+
+def summary_line(summary: dict) -> str:
+    return f"exported {summary['path']}; serve it with: spizoo serve --model-config-file {summary['models_config']}"

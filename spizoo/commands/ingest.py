@@ -1,0 +1,66 @@
+"""``spizoo ingest``: frames of experiment CXI/HDF5 files into the dataset schema of ``spizoo generate``."""
+
+from __future__ import annotations
+
+import argparse
+
+import yaml
+
+from spizoo.beam_pipelines import ingest
+from spizoo.beam_pipelines.config import DatasetConfig
+
+PASSES_TO_BEAM = True
+DESCRIPTION = """\
+    Write the frames of FILES in the dataset schema of spizoo generate (sharded TFRecords,
+    dataset_info.json, training statistics), so that spizoo train trains or fine-tunes on real data.
+    --labels: CSV with columns file,frame,label (0-4 particles); only labelled frames are kept.
+    Without it every frame is kept, unlabelled (-1). Frames go to splits in blocks of --unit-size.
+    Options of Apache Beam's pipeline are passed to Beam (e.g. --runner=FlinkRunner).
+
+    example:
+      spizoo ingest run_0042.cxi run_0043.cxi --labels diffusion_map_labels.csv --out out/real
+      spizoo train configs/train_resnet10_hits.yaml --data out/real --out out/real_run
+    """
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", help="CXI or HDF5 files")
+    parser.add_argument("--out", required=True, help="dataset directory (OUT.incomplete/ until done)")
+    parser.add_argument("--labels", help="CSV of file,frame,label")
+    parser.add_argument("--name", default="real", help="shard file prefix (default: real)")
+    parser.add_argument("--splits", default="{train: 0.8, validation: 0.1, test: 0.1}", help="YAML mapping")
+    parser.add_argument("--shards", help="YAML mapping of shards per split (default: 4 for train, else 1)")
+    parser.add_argument("--compression", default="none", choices=("none", "gzip"))
+    parser.add_argument("--dataset", help="image stack inside the files (default: the CXI locations)")
+    parser.add_argument("--unit-size", type=int, default=256, help="consecutive frames per unit (and split block)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the split assignment")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+
+
+def _mapping(text: str, option: str) -> dict:
+    value = yaml.safe_load(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"{option} must be a mapping such as '{{train: 0.8, validation: 0.2}}', got {text!r}")
+    return value
+
+
+def run(args: argparse.Namespace, beam_args: list[str]) -> dict:
+    splits = _mapping(args.splits, "--splits")
+    shards = _mapping(args.shards, "--shards") if args.shards else {k: 4 if k == "train" else 1 for k in splits}
+    dataset = DatasetConfig(name=args.name, splits=splits, shards=shards, compression=args.compression)
+    config = ingest.make_config(
+        args.files,
+        labels=args.labels,
+        dataset=dataset,
+        seed=args.seed,
+        image_dataset=args.dataset or "",
+        unit_size=args.unit_size,
+    )
+    info, counters = ingest.run(config, args.out, beam_args, overwrite=args.overwrite)
+    splits = {k: {"examples": v["examples"], "classes": v["classes"]} for k, v in info["splits"].items()}
+    return {"out": args.out, "image_shape": info["image_shape"], "splits": splits}
+
+
+def summary_line(summary: dict) -> str:
+    splits = ", ".join(f"{v['examples']:,} {k}" for k, v in summary["splits"].items())
+    return f"wrote {summary['out']}: {splits} frames of {summary['image_shape'][0]}x{summary['image_shape'][1]}"
