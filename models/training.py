@@ -23,11 +23,19 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 from spizoo.core import compat
-from spizoo.core.config import dump_config
-from spizoo.data.pipeline import centre_crop, count_examples, load_dataset_info, make_dataset, steps_per_epoch
+from spizoo.core.config import dump_config, to_dict
+from spizoo.data.pipeline import (
+    INFO_FILE,
+    centre_crop,
+    count_examples,
+    load_dataset_info,
+    make_dataset,
+    steps_per_epoch,
+)
 from spizoo.models import registry
 from spizoo.models.config import ModelConfig, TrainConfig  # noqa: F401 - part of this module's interface
 
@@ -168,6 +176,42 @@ def _empty_split_message(data_dir: Path, info: dict, split: str) -> str:
     )
 
 
+def _flat(tree, prefix: str = "") -> dict:
+    """``{"a.b": value}`` for a nested mapping."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    return {k: v for key, value in tree.items() for k, v in _flat(value, f"{prefix}.{key}" if prefix else key).items()}
+
+
+def _check_same_run(run_dir: Path, config, info: dict) -> None:
+    """A run directory continues only the run that made it: the same config (``train.epochs`` aside, raised to
+    train on) on the same dataset.
+
+    Raises:
+        ValueError: naming the keys that differ, or both datasets' hashes; nothing in ``run_dir`` is changed.
+    """
+    saved = run_dir / "config.yaml"
+    if saved.exists():
+        old, new = _flat(yaml.safe_load(saved.read_text()) or {}), _flat(to_dict(config))
+        # Keys only one side has come from another spizoo version's config fields, not from another run.
+        differ = sorted(k for k in old.keys() & new.keys() if k != "train.epochs" and old[k] != new[k])
+        if differ:
+            shown = ", ".join(f"{k} ({old[k]!r} there, {new[k]!r} here)" for k in differ[:3])
+            more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+            raise ValueError(
+                f"{run_dir} holds a run of another config: {shown}{more}; use another --out, or remove {run_dir} "
+                "to train afresh (only train.epochs may change, to train on)"
+            )
+    previous = run_dir / INFO_FILE
+    if previous.exists():
+        old_hash = json.loads(previous.read_text()).get("config_hash")
+        if old_hash != info.get("config_hash"):
+            raise ValueError(
+                f"{run_dir} was trained on another dataset (config hash {old_hash}; this one has "
+                f"{info.get('config_hash')}); use another --out, or remove {run_dir} to train afresh"
+            )
+
+
 def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
     """Trains ``config.model`` on ``data_dir`` into ``run_dir``; returns the final metrics.
 
@@ -187,9 +231,10 @@ def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
     for split in (tc.train_split, tc.validation_split):
         if not info["splits"].get(split, {}).get("examples"):
             raise ValueError(_empty_split_message(data_dir, info, split))
+    _check_same_run(run_dir, config, info)
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
-    for name in ("dataset_info.json", info["stats"]["mean"], info["stats"]["std"]):
+    for name in (INFO_FILE, info["stats"]["mean"], info["stats"]["std"]):
         if (data_dir / name).exists():
             shutil.copy(data_dir / name, run_dir / name)
 

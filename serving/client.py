@@ -10,7 +10,15 @@ import numpy as np
 
 
 class ServingClientError(RuntimeError):
-    """The server answered with an error (its status and message)."""
+    """The server answered with an error (its status and message), or could not be reached.
+
+    ``bad_input`` is true when the server refused the request's inputs (HTTP 400, ``INVALID_ARGUMENT``): the
+    data's fault, not the server's.
+    """
+
+    def __init__(self, message: str, *, bad_input: bool = False):
+        super().__init__(message)
+        self.bad_input = bad_input
 
 
 class Client:
@@ -68,7 +76,8 @@ class Client:
                 reply = self._predict.Predict(request, timeout=self.timeout)
             except grpc.RpcError as err:
                 where = f" (model server at {self.url})" if err.code() == grpc.StatusCode.UNAVAILABLE else ""
-                raise ServingClientError(f"{err.code().name}: {err.details()}{where}") from None
+                bad = err.code() == grpc.StatusCode.INVALID_ARGUMENT
+                raise ServingClientError(f"{err.code().name}: {err.details()}{where}", bad_input=bad) from None
             return {k: tf.make_ndarray(v) for k, v in reply.outputs.items()}
         body = {"signature_name": signature, "inputs": {k: np.asarray(v).tolist() for k, v in inputs.items()}}
         reply = self._rest("POST", f"{self._path(model, version, label)}:predict", body)["outputs"]
@@ -124,7 +133,7 @@ class Client:
                 message = json.loads(message)["error"]
             except (ValueError, KeyError, TypeError):
                 pass
-            raise ServingClientError(f"HTTP {err.code}: {message}") from None
+            raise ServingClientError(f"HTTP {err.code}: {message}", bad_input=err.code == 400) from None
         except (urllib.error.URLError, OSError) as err:  # refused, unreachable, timed out
             reason = getattr(err, "reason", err)
             raise ServingClientError(f"cannot reach the model server at {self.url}: {reason}") from None

@@ -102,18 +102,24 @@ class Monitor:
                         entry["done"] = first + len(batch)
                         entry["failures"] = 0
                         self._save_state()
-            except ServingClientError as err:  # the model server, not the file: try again next scan
-                notes.append(f"model server error, retrying: {err}")
-                break
+            except ServingClientError as err:
+                if not err.bad_input:  # the model server, not the file: wait for it, and try again next scan
+                    notes.append(f"waiting for the model server (the files are fine), retrying next scan: {err}")
+                    break
+                self._failed(name, entry, err, notes)  # the server refused these frames
             except (OSError, ValueError) as err:  # half written, still growing, or damaged
-                entry["failures"] += 1
-                if entry["failures"] >= self.retries:
-                    entry["corrupt"] = True
-                    notes.append(f"skipping {name} after {entry['failures']} failed reads: {err}")
-                else:
-                    notes.append(f"cannot read {name} yet (try {entry['failures']} of {self.retries}): {err}")
-                self._save_state()
+                self._failed(name, entry, err, notes)
         return {"new_frames": new, "notes": notes}
+
+    def _failed(self, name: str, entry: dict, err: Exception, notes: list[str]) -> None:
+        """Counts a failed read of file ``name``; after ``retries`` of them it is skipped until it changes."""
+        entry["failures"] += 1
+        if entry["failures"] >= self.retries:
+            entry["corrupt"] = True
+            notes.append(f"skipping {name} after {entry['failures']} failed reads: {err}")
+        else:
+            notes.append(f"cannot read {name} yet (try {entry['failures']} of {self.retries}): {err}")
+        self._save_state()
 
     def _classify(self, name: str, first: int, frames: np.ndarray) -> None:
         outputs = self.predictor.predict(frames)

@@ -256,3 +256,14 @@ def test_generate_passes_unknown_options_to_beam_and_other_verbs_reject_them(tmp
     with pytest.raises(SystemExit):
         cli.main(["simulate", "configs/quickstart.yaml", "--out", str(tmp_path), "--runner=DirectRunner"])
     assert "unrecognized arguments: --runner=DirectRunner" in capfd.readouterr().err
+
+
+def test_ctrl_c_is_one_line_not_a_traceback(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(simulate, "run", interrupted)
+    assert cli.main(["simulate", "configs/quickstart.yaml", "--out", "unused"]) == 130
+    captured = capsys.readouterr()
+    assert captured.err == "spizoo simulate: interrupted; the same command resumes or starts afresh\n"
+    assert captured.out == ""

@@ -28,7 +28,7 @@ def test_the_multi_worker_fit_scope_is_undone_after_it():
     with compat.keras_multi_worker_fit(model, data):
         assert trainer.reduce_per_replica is not original
         assert model._maybe_symbolic_build() is None  # built already, from a local batch
-        model.fit(data, epochs=1, verbose=0)  # a single worker: the patched reduction defers to Keras
+        model.fit(data, epochs=1, verbose=0, shuffle=False)  # a single worker: the patched reduction defers to Keras
     assert trainer.reduce_per_replica is original
     assert "_maybe_symbolic_build" not in vars(model)
 

@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,6 +98,18 @@ def test_a_run_directory_holds_everything_to_reproduce_and_resume(data_dir, tmp_
     again = training.train(load("configs/quickstart.yaml", [*TRAIN, "train.epochs=3"]), data_dir, run)
     assert again["resumed_from_epoch"] == 2 and again["epochs"] == 3 and again == more
     assert keras.mixed_precision.global_policy().name == "float32"  # the global policy is left as found
+    # Another config, or another dataset, is refused and changes nothing in the run directory.
+    before = {f: f.read_bytes() for f in run.rglob("*") if f.is_file()}
+    other = load("configs/quickstart.yaml", [*TRAIN, "train.epochs=3", "train.learning_rate=0.01"])
+    with pytest.raises(ValueError, match=r"another config: train.learning_rate \(0.001 there, 0.01 here\)"):
+        training.train(other, data_dir, run)
+    info = json.loads((data_dir / "dataset_info.json").read_text())
+    elsewhere = tmp_path / "other_dataset"
+    shutil.copytree(data_dir, elsewhere)
+    (elsewhere / "dataset_info.json").write_text(json.dumps({**info, "config_hash": "0123456789ab"}))
+    with pytest.raises(ValueError, match="trained on another dataset .*0123456789ab"):
+        training.train(load("configs/quickstart.yaml", [*TRAIN, "train.epochs=3"]), elsewhere, run)
+    assert {f: f.read_bytes() for f in run.rglob("*") if f.is_file()} == before
 
 
 def _assert_final_is_last_row(summary, rows):

@@ -1,5 +1,6 @@
 import csv
 import json
+import socket
 
 import h5py
 import numpy as np
@@ -7,7 +8,8 @@ import pytest
 
 from spizoo import cli, plots
 from spizoo.serving.monitor import RESULTS, STATE, Monitor
-from spizoo.serving.predictor import ModelOutputError, Predictor
+from spizoo.serving.predictor import ModelOutputError, Predictor, from_server
+from spizoo.serving.server import Server, manager_from_args
 
 
 def _fake_predictor():
@@ -103,3 +105,35 @@ def test_monitor_command_once_with_a_trained_run(runs, tmp_path, capsys):
     assert "6 frames (+6" in out and "hit rate" in out
     assert len(_rows(tmp_path / "out")) == 6 and (tmp_path / "out" / "monitor.png").exists()
     assert cli.main(args) == 0 and len(_rows(tmp_path / "out")) == 6  # rerun: nothing twice
+
+
+def test_a_model_server_down_longer_than_every_retry_blames_no_file(exported, tmp_path):
+    """The server is down for more scans than --retries: the monitor waits and says so, marks no file corrupt,
+    and once the server is back it classifies every frame exactly once. Frames the server refuses (HTTP 400)
+    are the file's fault: that file is skipped after the retries."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    daq, out = tmp_path / "daq", tmp_path / "out"
+    daq.mkdir()
+    frames = np.random.default_rng(0).poisson(2.0, (6, 32, 32)).astype(np.float32)
+    with h5py.File(daq / "run_1.cxi", "w") as f:
+        f["entry_1/data_1/data"] = frames
+    monitor = Monitor(from_server(f"http://127.0.0.1:{port}/hits"), daq, out, retries=2, batch_size=4)
+    for _ in range(4):  # twice the retries
+        scan = monitor.poll()
+        assert scan["new_frames"] == 0
+        assert any(f"cannot reach the model server at http://127.0.0.1:{port}" in n for n in scan["notes"])
+    state = monitor.state["files"]["run_1.cxi"]
+    assert not state["corrupt"] and state["failures"] == 0 and state["done"] == 0
+    assert "run_1.cxi" not in json.loads((out / STATE).read_text())["files"]  # nothing recorded against it
+    manager = manager_from_args(None, "hits", str(exported / "hits"), poll_seconds=0)
+    with Server(manager, rest_port=port, grpc_port=0):
+        assert monitor.poll() == {"new_frames": 6, "notes": []}
+        assert monitor.poll() == {"new_frames": 0, "notes": []}
+        with h5py.File(daq / "small.cxi", "w") as f:  # frames the model refuses: that is the file's fault
+            f["entry_1/data_1/data"] = frames[:2, :8, :8]
+        assert "cannot read small.cxi yet (try 1 of 2)" in monitor.poll()["notes"][0]
+        note = monitor.poll()["notes"][0]
+        assert note.startswith("skipping small.cxi after 2 failed reads: HTTP 400") and "at least 24x24" in note
+    assert [(name, frame) for name, frame, _ in _rows(out)] == [("run_1.cxi", i) for i in range(6)]  # each once
