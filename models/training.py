@@ -15,11 +15,11 @@ folded into the network, which is saved as ``best.keras``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +31,13 @@ from spizoo.core.config import dump_config, to_dict
 from spizoo.data.pipeline import (
     INFO_FILE,
     centre_crop,
+    check_records,
     count_examples,
     load_dataset_info,
     make_dataset,
     steps_per_epoch,
 )
+from spizoo.data.tfrecord import CorruptRecordError
 from spizoo.models import registry
 from spizoo.models.config import ModelConfig, TrainConfig  # noqa: F401 - part of this module's interface
 
@@ -311,8 +313,10 @@ def _fit(config, info: dict, data_dir: Path, run_dir: Path, first: int, policy: 
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=first > 0),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
     ]
-    multi_worker = compat.keras_multi_worker_fit(model, val_ds) if tc.strategy == "multi_worker" else nullcontext()
-    with multi_worker:
+    multi_worker = (
+        compat.keras_multi_worker_fit(model, val_ds) if tc.strategy == "multi_worker" else contextlib.nullcontext()
+    )
+    with multi_worker, _naming_corrupt_files((train_pattern, val_pattern), info):
         history = model.fit(
             train_ds,
             epochs=tc.epochs,
@@ -333,6 +337,27 @@ def _fit(config, info: dict, data_dir: Path, run_dir: Path, first: int, policy: 
     }
     (run_dir / "training.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+@contextlib.contextmanager
+def _naming_corrupt_files(patterns, info: dict):
+    """TensorFlow reports a corrupt shard by record counts alone ("expected to contain N elements"): find the
+    file, and say it."""
+    import tensorflow as tf  # TensorFlow loads in seconds: only when used
+
+    try:
+        yield
+    except tf.errors.OpError as err:
+        if "expected to contain" not in str(err):
+            raise
+        for pattern in patterns:
+            try:
+                check_records(pattern, info)
+            except CorruptRecordError as corrupt:
+                raise CorruptRecordError(
+                    f"{corrupt} (regenerate the dataset, or set data.skip_corrupt: true to leave such files out)"
+                ) from None
+        raise
 
 
 def _fit_logistic_regression(config, info: dict, data_dir: Path, run_dir: Path, policy: str) -> dict:
