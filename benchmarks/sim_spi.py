@@ -36,34 +36,18 @@ def rate(config, n: int, workers: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def photons(cfg, model, seed: int, model_index: int, q: np.ndarray, shots, amplitudes) -> list[np.ndarray]:
+def photons(cfg, model, seed: int, model_index: int, shots, amplitudes) -> list[np.ndarray]:
     """The photon stage of ``spi.simulate_model``: the detector's per-model solid angle, polarisation and
-    mask, then per pattern ``expected_photons`` → ``detect`` (Poisson + background + readout noise) → masked
-    image; keep in step with ``simulate_model``."""
+    mask, then ``spi.shot_image`` per pattern (expected photons, Poisson counts, background, readout noise,
+    masked pixels)."""
     det = model.detector
     mask = det.mask(bad_pixel_fraction=model.bad_pixel_fraction, rng=seeds.rng(seed, model_index, 0))
     solid_angle = det.solid_angle_sr().ravel()
     polarization = det.polarization(cfg.beam.polarization).ravel()
-    images = []
-    for shot, amplitude in zip(shots, amplitudes, strict=True):
-        expected = 0.0
-        if amplitude is not None:
-            expected = spi.expected_photons(
-                amplitude,
-                electron_density_e_per_nm3=model.electron_density_e_per_nm3,
-                fluence_photons_per_um2=shot.fluence_photons_per_um2,
-                solid_angle_sr=solid_angle,
-                polarization=polarization,
-            )
-        image = spi.detect(
-            np.broadcast_to(expected, q.shape[:1]),
-            rng=shot.rng,
-            background_photons=model.background_photons,
-            readout_noise_photons=model.readout_noise_photons,
-        ).reshape(det.shape)
-        image[mask != 0] = 0.0
-        images.append(image)
-    return images
+    return [
+        spi.shot_image(model, shot, amplitude, solid_angle_sr=solid_angle, polarization=polarization, mask=mask)
+        for shot, amplitude in zip(shots, amplitudes, strict=True)
+    ]
 
 
 def breakdown(config, models: int = 6) -> dict[str, float]:
@@ -89,7 +73,7 @@ def breakdown(config, models: int = 6) -> dict[str, float]:
         t3 = time.perf_counter()
         amps = spi.cluster_amplitudes(amp, q, clusters)
         t4 = time.perf_counter()
-        images = photons(cfg, model, seed, m, q, shots, amps)
+        images = photons(cfg, model, seed, m, shots, amps)
         t5 = time.perf_counter()
         if m == 0:  # the same images as the simulator's own path (a few shots, outside the timings)
             check = spi.simulate_model(cfg, seed, m, shots=range(4))

@@ -454,6 +454,37 @@ def model_density(cfg: SpiConfig, model: ModelParams) -> np.ndarray:
     )
 
 
+def shot_image(
+    model: ModelParams,
+    shot: Shot,
+    amplitude: np.ndarray | None,
+    *,
+    solid_angle_sr: np.ndarray,
+    polarization: np.ndarray,
+    mask: np.ndarray,
+) -> np.ndarray:
+    """The photon stage of one shot: expected photons from its cluster amplitude per pixel (``None``: no
+    particle), Poisson counts with the model's background and readout noise, masked pixels 0
+    (docs/PHYSICS.md, "Born amplitude and photon counts")."""
+    expected = 0.0
+    if amplitude is not None:
+        expected = expected_photons(
+            amplitude,
+            electron_density_e_per_nm3=model.electron_density_e_per_nm3,
+            fluence_photons_per_um2=shot.fluence_photons_per_um2,
+            solid_angle_sr=solid_angle_sr,
+            polarization=polarization,
+        )
+    image = detect(
+        np.broadcast_to(expected, (mask.size,)),
+        rng=shot.rng,
+        background_photons=model.background_photons,
+        readout_noise_photons=model.readout_noise_photons,
+    ).reshape(mask.shape)
+    image[mask != 0] = 0.0
+    return image
+
+
 def simulate_model(cfg: SpiConfig, seed: int, model_index: int, shots: Sequence[int] | None = None) -> list[Pattern]:
     """Simulates the patterns ``shots`` (default: all) of particle model ``model_index``.
 
@@ -485,22 +516,7 @@ def simulate_model(cfg: SpiConfig, seed: int, model_index: int, shots: Sequence[
         amplitudes = cluster_amplitudes(amp, q, [(d.quaternions, d.positions_nm) for d in drawn])
     patterns = []
     for s, shot, amplitude in zip(shots, drawn, amplitudes, strict=True):
-        expected = 0.0
-        if amplitude is not None:
-            expected = expected_photons(
-                amplitude,
-                electron_density_e_per_nm3=model.electron_density_e_per_nm3,
-                fluence_photons_per_um2=shot.fluence_photons_per_um2,
-                solid_angle_sr=solid_angle,
-                polarization=polarization,
-            )
-        image = detect(
-            np.broadcast_to(expected, q.shape[:1]),
-            rng=shot.rng,
-            background_photons=model.background_photons,
-            readout_noise_photons=model.readout_noise_photons,
-        ).reshape(det.shape)
-        image[mask != 0] = 0.0
+        image = shot_image(model, shot, amplitude, solid_angle_sr=solid_angle, polarization=polarization, mask=mask)
         patterns.append(
             Pattern(
                 image,
