@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import difflib
 import importlib
+import json
 import logging
 import os
 import sys
@@ -13,7 +14,6 @@ import textwrap
 
 from spizoo import __version__
 from spizoo.commands import VERBS
-from spizoo.commands._common import dumps
 from spizoo.core import compat
 from spizoo.core.config import ConfigError
 from spizoo.core.errors import tensorflow_message
@@ -103,7 +103,10 @@ def _main(argv: list[str]) -> int:
             raise
         print(f"spizoo {args.verb}: error: {tensorflow_message(err)}", file=sys.stderr)
         return 2
-    print(dumps(summary) if args.json else f"spizoo {args.verb}: {module.summary_line(summary)}", flush=True)
+    print(
+        json.dumps(summary, indent=2) if args.json else f"spizoo {args.verb}: {module.summary_line(summary)}",
+        flush=True,
+    )
     return 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from spizoo import experiment
@@ -44,7 +43,3 @@ def load_predictor(model: str, threshold: float | None = None) -> Predictor:
         f"{model}: not a run directory (no best.keras), an exported SavedModel (no saved_model.pb or numbered "
         "versions) or a server URL (http://, grpc://)"
     )
-
-
-def dumps(summary: dict) -> str:
-    return json.dumps(summary, indent=2)
