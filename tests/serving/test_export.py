@@ -1,5 +1,9 @@
+import os
+import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +140,35 @@ def test_versions_are_immutable_and_a_failed_export_leaves_nothing(runs, base_pa
         export_run(run, base_path, "bad/name")
     with pytest.raises(FileNotFoundError, match="no best.keras"):
         export_run(base_path, base_path, "x")
+
+
+@pytest.mark.slow
+def test_an_export_killed_at_random_moments_never_leaves_a_version_a_server_would_load(runs, tmp_path):
+    """SIGKILL of ``spizoo export`` at 10 seeded random moments of its write: after each, every numbered version
+    under the base path loads and has its assets; the rerun of the same command completes the export."""
+    run, _ = runs["hits"]
+    base = tmp_path / "models"
+    command = [sys.executable, "-m", "spizoo.cli", "export", str(run), "--name", "hits", "--base-path", str(base)]
+    rng = random.Random(13)
+    kills, during_write = 10, 0
+    for _ in range(kills):
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while not list((base / "hits").glob(".partial-*")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)  # until the version's files are being written (they take ~60 ms here)
+        time.sleep(rng.uniform(0.0, 0.12))  # then a moment of the write, the rename or the config files
+        during_write += bool(list((base / "hits").glob(".partial-*")))
+        assert proc.poll() is None, "the export finished before it was killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for version in export.versions(base / "hits"):  # what a server polling the base path would load
+            path = base / "hits" / str(version)
+            assert (path / "saved_model.pb").exists() and (path / "assets" / "labels.txt").exists(), path
+            assert "serving_default" in tf.saved_model.load(str(path)).signatures
+    assert during_write >= 1, f"no kill of {kills} landed while a version was being written"
+    assert subprocess.run(command, capture_output=True).returncode == 0
+    versions = export.versions(base / "hits")
+    assert versions and not list((base / "hits").glob(".partial-*"))  # a killed export's leftover is replaced
+    config = model_server_config_pb2.ModelServerConfig()
+    text_format.Parse((base / export.MODELS_CONFIG).read_text(), config)
+    assert config.model_config_list.config[0].version_labels["stable"] == versions[-1]
