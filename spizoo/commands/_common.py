@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from spizoo import experiment
+from spizoo.core.task import Task
 from spizoo.serving.predictor import Predictor, from_run, from_saved_model, from_server
 
 
@@ -23,6 +24,19 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="frames per model call")
 
 
+def load_run(run_dir: str | Path) -> tuple[experiment.Config, Task]:
+    """The config and model task of a run directory made by ``spizoo train``.
+
+    Raises:
+        FileNotFoundError: if it holds no trained model.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "best.keras").exists():
+        raise FileNotFoundError(f"no best.keras in {run_dir}: train first with `spizoo train … --out {run_dir}`")
+    config = experiment.load(run_dir / "config.yaml")
+    return config, experiment.task(config)
+
+
 def load_predictor(model: str, threshold: float | None = None) -> Predictor:
     """The :class:`~spizoo.serving.predictor.Predictor` of a run directory (``spizoo train``), an exported
     SavedModel (a version, or a base path: its newest version) or a server URL naming the model
@@ -35,8 +49,8 @@ def load_predictor(model: str, threshold: float | None = None) -> Predictor:
         return from_server(model, threshold)
     path = Path(model)
     if (path / "best.keras").exists():
-        config = experiment.load(path / "config.yaml")
-        return from_run(path, config.data, experiment.task(config), threshold)
+        config, task = load_run(path)
+        return from_run(path, config.data, task, threshold)
     if (path / "saved_model.pb").exists() or any(p.name.isdigit() for p in path.glob("*")):
         return from_saved_model(path, threshold)
     raise FileNotFoundError(

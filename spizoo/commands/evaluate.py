@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spizoo import experiment, plots
+from spizoo import plots
+from spizoo.commands._common import load_run
 from spizoo.core.labels import CLASS_NAMES
 from spizoo.data.pipeline import load_dataset_info, load_examples, preprocess
 from spizoo.models import load_model
@@ -59,12 +60,9 @@ def summary_line(report: dict) -> str:
 def evaluate(run_dir: str | Path, pattern: str, *, target_fpr: float = 0.01, batch_size: int = 64) -> dict:
     """Evaluates ``run_dir/best.keras`` on the records matching ``pattern``; writes ``run_dir/evaluation/``."""
     run_dir = Path(run_dir)
-    if not (run_dir / "best.keras").exists():
-        raise FileNotFoundError(f"no best.keras in {run_dir}: train first with `spizoo train … --out {run_dir}`")
     if not 0 <= target_fpr < 1:
         raise ValueError(f"target false-positive rate must be in [0, 1), got {target_fpr}")
-    config = experiment.load(run_dir / "config.yaml")
-    task = experiment.task(config)
+    config, task = load_run(run_dir)
     model = load_model(run_dir / "best.keras")
     images, labels, targets, shapes = load_examples(pattern, config.data.crop)
     predict = _predictor(config, run_dir, images, batch_size)

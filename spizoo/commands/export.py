@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spizoo import experiment
+from spizoo.commands._common import load_run
 from spizoo.serving import export
 
 DESCRIPTION = """\
@@ -39,11 +39,8 @@ def run(args: argparse.Namespace) -> dict:
 
 def export_run(run_dir: str | Path, base_path: str | Path, name: str, **options) -> Path:
     """:func:`spizoo.serving.export.export` of a run directory with its own config's data section and task."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "best.keras").exists():
-        raise FileNotFoundError(f"no best.keras in {run_dir}: train first with `spizoo train … --out {run_dir}`")
-    config = experiment.load(run_dir / "config.yaml")
-    return export.export(run_dir, base_path, name, data=config.data, task=experiment.task(config), **options)
+    config, task = load_run(run_dir)
+    return export.export(run_dir, base_path, name, data=config.data, task=task, **options)
 
 
 def summary_line(summary: dict) -> str:
