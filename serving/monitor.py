@@ -35,8 +35,9 @@ HISTORY = 100_000  # frames kept for the plot
 class Monitor:
     """Watches ``directory`` for files matching ``pattern`` and classifies their new frames into ``out``.
 
-    ``plot(classes, single_hit, path, window=...)``, when given, draws ``OUT/monitor.png`` after each scan
-    with new frames (``spizoo monitor`` passes its hit-rate figure).
+    ``plot(classes, single_hit, path, window=..., times=...)``, when given, draws ``OUT/monitor.png`` after
+    each scan with new frames (``spizoo monitor`` passes its hit-rate figure); ``times`` are the POSIX seconds
+    at which each frame was classified (NaN for frames classified before a restart).
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class Monitor:
         if (self.out / STATE).exists():
             self.state = json.loads((self.out / STATE).read_text())
         self.history: deque = deque(maxlen=HISTORY)  # (class, single hit) per frame, in processing order
+        self.times: deque = deque(maxlen=HISTORY)  # when each frame of the history was classified (for the plot)
         self._resume()
 
     def _resume(self) -> None:
@@ -77,6 +79,7 @@ class Monitor:
         with open(self.results, newline="") as f:
             for row in csv.DictReader(f):
                 self.history.append((int(row["class"]), row["single_hit"] == "1"))
+                self.times.append(np.nan)  # not recorded in the results
 
     def _save_state(self) -> None:
         partial = self.out / (STATE + ".partial")
@@ -130,9 +133,11 @@ class Monitor:
         single = scores >= self.predictor.threshold
         buffer = io.StringIO()
         writer = csv.writer(buffer)
+        now = time.time()
         for i in range(len(frames)):
             writer.writerow([name, first + i, int(classes[i]), f"{scores[i]:.6f}", int(single[i])])
             self.history.append((int(classes[i]), bool(single[i])))
+            self.times.append(now)
         data = buffer.getvalue().encode()
         with open(self.results, "ab") as f:
             f.write(data)
@@ -158,7 +163,7 @@ class Monitor:
             return None
         classes = np.array([c for c, _ in self.history])
         single = np.array([s for _, s in self.history])
-        return self._plot(classes, single, self.out / PLOT, window=min(self.window, len(classes)))
+        return self._plot(classes, single, self.out / PLOT, window=self.window, times=np.array(self.times, float))
 
     def run(self, interval: float = 2.0, *, once: bool = False) -> None:
         """Scans every ``interval`` seconds until interrupted (or once), printing a line per scan with news."""

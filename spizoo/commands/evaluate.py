@@ -88,7 +88,14 @@ def evaluate(run_dir: str | Path, pattern: str, *, target_fpr: float = 0.01, bat
         shown = np.flatnonzero(wrong)[:GRID_EXAMPLES]
         report["misclassified"] = int(wrong.sum())
         if len(shown):
-            plots.contact_sheet(images[shown], [titles[i] for i in shown], out / "misclassified.png")
+            plots.contact_sheet(
+                images[shown],
+                [titles[i] for i in shown],
+                out / "misclassified.png",
+                indices=shown,
+                title=f"{len(shown)} of {int(wrong.sum())} misclassified patterns (#: index in --data), "
+                "log10(1 + photons)",
+            )
         if "features" in [layer.name for layer in model.layers]:
             _tsne(model, predict, labels, out)
     history = run_dir / "history.csv"

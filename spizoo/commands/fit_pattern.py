@@ -88,7 +88,13 @@ def fit(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     fit_report(
-        image, model_image(config.sim, result.quaternion, result.radius_nm), result, curve, out / f"fit_{index}.png"
+        image,
+        model_image(config.sim, result.quaternion, result.radius_nm),
+        result,
+        curve,
+        out / f"fit_{index}.png",
+        true_radius_nm=float(truth["radius_nm"]) if "radius_nm" in truth else None,
+        index=index,
     )
     partial = out / f"fit_{index}.json.partial"  # the report appears whole, last: it marks the fit done
     partial.write_text(json.dumps(report, indent=2))

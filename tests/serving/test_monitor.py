@@ -1,10 +1,13 @@
 import csv
+import datetime
 import json
 import socket
+import time
 
 import h5py
 import numpy as np
 import pytest
+from matplotlib import dates as mdates
 
 from spizoo import cli, plots
 from spizoo.serving.monitor import RESULTS, STATE, Monitor
@@ -137,3 +140,41 @@ def test_a_model_server_down_longer_than_every_retry_blames_no_file(exported, tm
         note = monitor.poll()["notes"][0]
         assert note.startswith("skipping small.cxi after 2 failed reads: HTTP 400") and "at least 24x24" in note
     assert [(name, frame) for name, frame, _ in _rows(out)] == [("run_1.cxi", i) for i in range(6)]  # each once
+
+
+def test_monitor_png_shows_the_first_frames_against_wall_clock_time(tmp_path):
+    """Drawn from the first scan (not after --window frames), against the time frames were classified; after
+    a restart, the frames before it count in the rates but have no time to be drawn at."""
+    daq, out = tmp_path / "daq", tmp_path / "out"
+    daq.mkdir()
+    _write(daq / "a.cxi", [1, 0, 2, 1] * 8)  # 32 frames, 3 of 4 hits
+    drawn = []
+
+    def plot(classes, single, path, **options):
+        drawn.append((plots.hit_rate_figure(classes, single, **options), options))
+        return plots.hit_rate(classes, single, path, **options)
+
+    before = time.time()
+    monitor = Monitor(_fake_predictor(), daq, out, window=500, batch_size=8, plot=plot)
+    assert monitor.poll()["new_frames"] == 32
+    assert monitor.plot() == out / "monitor.png" and (out / "monitor.png").stat().st_size > 5000
+    after = time.time()
+    fig, options = drawn[-1]
+    assert options["window"] == 500 and len(options["times"]) == 32
+    (ax,) = fig.axes
+    x, y = ax.lines[0].get_data()
+    assert len(x) >= 1 and y[-1] == pytest.approx(0.75)  # something from 32 frames, though the window is 500
+    lo, hi = (mdates.date2num(datetime.datetime.fromtimestamp(t)) for t in (before, after))
+    assert lo - 1e-8 <= min(x) <= max(x) <= hi + 1e-8
+    assert ax.get_xlabel() == "local time (HH:MM:SS)"
+    assert "hit rate 75.0%" in ax.get_title() and "32 frames" in ax.get_title()
+
+    _write(daq / "a.cxi", [1] * 24, grow=True)
+    restarted = Monitor(_fake_predictor(), daq, out, window=500, batch_size=8, plot=plot)
+    assert restarted.poll()["new_frames"] == 24
+    restarted.plot()
+    fig, options = drawn[-1]
+    (ax,) = fig.axes
+    assert np.isnan(options["times"][:32]).all() and np.isfinite(options["times"][32:]).all()
+    assert "32 frames from before the restart not drawn" in ax.get_xlabel()
+    assert ax.lines[0].get_ydata()[-1] == pytest.approx((24 + 24) / 56)  # the rate counts the earlier frames
