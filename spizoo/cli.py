@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import errno
 import importlib
 import json
 import logging
 import os
 import sys
 import textwrap
+from pathlib import Path
 
 from spizoo import __version__
 from spizoo.commands import VERBS
@@ -19,6 +21,25 @@ from spizoo.core.config import ConfigError
 from spizoo.core.errors import tensorflow_message
 from spizoo.serving.client import ServingClientError
 from spizoo.serving.predictor import ModelOutputError
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The verbs' help: the description as written, and every option's default, where its help does not say
+    it already (none for flags and for options without a default)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+            or default == []
+            or not (action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE))
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def _module(verb: str):
@@ -33,12 +54,15 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spizoo {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for name, help_text in VERBS.items():
-        sub = verbs.add_parser(name, help=help_text, formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub = verbs.add_parser(name, help=help_text, formatter_class=HelpFormatter)
         if name == verb:
             parser.verb_parser = sub
             module = _module(name)
             sub.description = textwrap.dedent(module.DESCRIPTION)
             module.add_arguments(sub)
+            for action in sub._actions:  # argparse shows nothing, not even the default, for an option without help
+                if action.help is None and action.option_strings and action.default not in (None, False, []):
+                    action.help = "(default: %(default)s)"
             sub.add_argument("--json", action="store_true", help="print the whole summary as JSON")
             sub.add_argument(
                 "--verbose", action="store_true", help="show library log lines (TensorFlow, Beam) as they come"
@@ -77,6 +101,69 @@ def main(argv: list[str] | None = None) -> int:
         return _main(argv)
 
 
+OS_ERRORS = {
+    errno.ENOENT: "does not exist",
+    errno.EISDIR: "is a directory, not a file",
+    errno.ENOTDIR: "is not a directory (a part of its path is a file)",
+    errno.EEXIST: "already exists",
+    errno.ENOTEMPTY: "is a directory that is not empty",
+    errno.EACCES: "cannot be accessed: permission denied",
+    errno.EPERM: "cannot be accessed: permission denied",
+    errno.ENOSPC: "cannot be written: no space left on the device",
+    errno.EROFS: "is on a read-only file system",
+}
+"""Plain words for Python's ``[Errno N] …`` messages, said of the path."""
+
+
+def _argument_for(name: str, args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """The argument (``--out``, ``CONFIG``) whose path is ``name`` or a directory above it; "" if none."""
+    target = Path(name).resolve()
+    best, depth = "", -1
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if not isinstance(value, str) or not value or "://" in value:
+            continue
+        given = Path(value).resolve()
+        label = action.option_strings[-1] if action.option_strings else action.dest.upper()
+        if given == target:
+            return label
+        if given in target.parents and given != Path.cwd() and len(given.parts) > depth:
+            best, depth = label, len(given.parts)
+    return best
+
+
+def os_error_message(err: OSError, args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """An ``OSError`` in plain words: spizoo's own messages as they are; Python's ``[Errno N] …: 'path'``
+    as the argument that named the path, the path, and what is wrong with it."""
+    if err.errno is None or not err.filename:
+        return str(err)
+    name = os.fsdecode(err.filename)
+    problem = OS_ERRORS.get(err.errno) or f"cannot be used: {(err.strerror or str(err)).lower()}"
+    if err.errno == errno.EEXIST and os.path.exists(name) and not os.path.isdir(name):
+        problem = "is a file, not a directory"
+    parent = os.path.dirname(os.path.abspath(name))
+    if err.errno == errno.ENOENT and not os.path.isdir(parent):
+        problem = f"cannot be made: its directory {os.path.dirname(name) or parent} does not exist"
+    if err.filename2:
+        return f"cannot move {name} to {os.fsdecode(err.filename2)}: {OS_ERRORS.get(err.errno, problem)}"
+    what = _argument_for(name, args, parser)
+    return f"{what + ' ' if what else ''}{name} {problem}"
+
+
+def error_message(err: Exception, args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """The one line a verb's error is printed as: OS errors in plain words, on one line, and for a file
+    without an image stack at the CXI locations, the option that names one."""
+    text = os_error_message(err, args, parser) if isinstance(err, OSError) else str(err)
+    text = " ".join(text.split())  # one line: libraries (h5py) put newlines into theirs
+    if "no image stack at" in text and "--dataset" in {o for a in parser._actions for o in a.option_strings}:
+        if getattr(args, "dataset", None):
+            text += "; give another --dataset"
+        else:
+            stacks = [s.split(" ")[0] for s in text.split("datasets are: ", 1)[-1].split(", ") if s.startswith("/")]
+            text += f"; name the image stack with --dataset{', e.g. --dataset ' + stacks[0] if stacks else ''}"
+    return text
+
+
 def _main(argv: list[str]) -> int:
     verb = next((a for a in argv if a in VERBS), None)
     parser = build_parser(verb)
@@ -93,7 +180,7 @@ def _main(argv: list[str]) -> int:
         else:
             summary = module.run(args)
     except (ConfigError, ValueError, OSError, ServingClientError, ModelOutputError) as err:
-        print(f"spizoo {args.verb}: error: {err}", file=sys.stderr)
+        print(f"spizoo {args.verb}: error: {error_message(err, args, parser.verb_parser)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"spizoo {args.verb}: interrupted; the same command resumes or starts afresh", file=sys.stderr)

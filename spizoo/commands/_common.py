@@ -19,9 +19,97 @@ def add_set(parser: argparse.ArgumentParser) -> None:
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """MODEL and the options of the verbs that run it on experiment files (classify, monitor)."""
     parser.add_argument("model", help="run directory, SavedModel directory, or server URL with the model name")
-    parser.add_argument("--dataset", help="image stack inside the files (default: the CXI locations)")
-    parser.add_argument("--threshold", type=float, help="single-hit score threshold")
+    add_dataset(parser)
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="single-hit score threshold (default: the run's evaluated operating point, else 0.5)",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="frames per model call")
+
+
+def add_dataset(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dataset",
+        help="path of the image stack inside plain HDF5 files, e.g. /data/frames "
+        "(default: the CXI locations, /entry_1/data_1/data first)",
+    )
+
+
+# Checks of the paths a verb is given, before it starts work: a plain error naming the argument, never
+# Python's "[Errno 21] Is a directory" after minutes of work or a half-written output.
+
+
+def _first_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def input_file(path: str | Path, what: str, *, suggest: str = "*", hint: str = "") -> Path:
+    """``path``, an existing file; else a plain error naming the argument ``what`` and, for a directory, its
+    files matching ``suggest``; ``hint`` is added to the error for a missing file.
+
+    Raises:
+        IsADirectoryError, FileNotFoundError: with a message for the terminal.
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(p for p in path.glob(suggest) if p.is_file())[:3]
+        mean = f"; did you mean {' or '.join(str(p) for p in found)}?" if found else ""
+        raise IsADirectoryError(f"{what} {path} is a directory, not a file{mean}")
+    if not path.exists():
+        parent = _first_existing(path.parent)
+        if parent.exists() and not parent.is_dir():
+            raise NotADirectoryError(f"{what} {path}: {parent} is a file, not a directory")
+        raise FileNotFoundError(f"{what} {path}: no such file{'; ' + hint if hint else ''}")
+    return path
+
+
+def input_dir(path: str | Path, what: str, *, hint: str = "") -> Path:
+    """``path``, an existing directory; else a plain error naming the argument ``what``.
+
+    Raises:
+        NotADirectoryError, FileNotFoundError: with a message for the terminal.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{what} {path} is a file, not a directory{'; ' + hint if hint else ''}")
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {path}: no such directory{'; ' + hint if hint else ''}")
+    return path
+
+
+def output_dir(path: str | Path, what: str) -> Path:
+    """``path``, a directory that exists or can be made (no file on its way); else a plain error.
+
+    Raises:
+        NotADirectoryError: with a message for the terminal.
+    """
+    path = Path(path)
+    found = _first_existing(path)
+    if found.exists() and not found.is_dir():
+        if found == path:
+            raise NotADirectoryError(f"{what} {path} is a file, not a directory")
+        raise NotADirectoryError(f"{what} {path}: {found} is a file, not a directory")
+    return path
+
+
+def output_file(path: str | Path, what: str, *, example: str = "") -> Path:
+    """``path``, a file that can be written (not a directory, no file on the way to it); else a plain error,
+    suggesting ``path/example`` for a directory.
+
+    Raises:
+        IsADirectoryError, NotADirectoryError: with a message for the terminal.
+    """
+    path = Path(path)
+    if path.is_dir():
+        instead = f", e.g. {path / example}" if example else ""
+        raise IsADirectoryError(f"{what} {path} is a directory; give the name of a file{instead}")
+    found = _first_existing(path.parent)
+    if found.exists() and not found.is_dir():
+        raise NotADirectoryError(f"{what} {path}: {found} is a file, not a directory")
+    return path
 
 
 def load_run(run_dir: str | Path) -> tuple[experiment.Config, Task]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from spizoo import plots
-from spizoo.commands._common import load_run
+from spizoo.commands._common import input_dir, load_run, output_dir
 from spizoo.core.labels import CLASS_NAMES
 from spizoo.data.pipeline import load_dataset_info, load_examples, preprocess
 from spizoo.models import load_model
@@ -60,8 +60,16 @@ def summary_line(report: dict) -> str:
 def evaluate(run_dir: str | Path, pattern: str, *, target_fpr: float = 0.01, batch_size: int = 64) -> dict:
     """Evaluates ``run_dir/best.keras`` on the records matching ``pattern``; writes ``run_dir/evaluation/``."""
     run_dir = Path(run_dir)
+    if run_dir.exists():  # a missing one: load_run says to train first
+        input_dir(run_dir, "RUN_DIR", hint="give the run directory of `spizoo train … --out RUN_DIR`")
     if not 0 <= target_fpr < 1:
         raise ValueError(f"target false-positive rate must be in [0, 1), got {target_fpr}")
+    if Path(pattern).is_dir():
+        raise IsADirectoryError(
+            f"--data {pattern} is a directory; give a glob of its shards in quotes, "
+            f"e.g. '{Path(pattern)}/*-test.tfrecord-*'"
+        )
+    output_dir(run_dir / "evaluation", "the report directory")
     config, task = load_run(run_dir)
     model = load_model(run_dir / "best.keras")
     images, labels, targets, shapes = load_examples(pattern, config.data.crop)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from spizoo import experiment
-from spizoo.commands._common import add_set
+from spizoo.commands._common import add_set, input_file, output_dir, output_file
 from spizoo.data.cxi import read_extras, read_frame
 from spizoo.plots import fit_report
 from spizoo.sim import icosahedral
@@ -29,14 +29,15 @@ DESCRIPTION = """\
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML config with sim.kind: msft (the forward model)")
     parser.add_argument("cxi", help="CXI file holding the pattern")
-    parser.add_argument("--index", type=int, default=0, help="frame to fit (default 0)")
-    parser.add_argument("--starts", type=int, default=50, help="random starting points (default 50)")
-    parser.add_argument("--iterations", type=int, default=50, help="simplex iterations per start (default 50)")
+    parser.add_argument("--index", type=int, default=0, help="frame to fit")
+    parser.add_argument("--starts", type=int, default=50, help="random starting points")
+    parser.add_argument("--iterations", type=int, default=50, help="simplex iterations per start")
     parser.add_argument("--out", required=True, help="output directory")
     add_set(parser)
 
 
 def run(args: argparse.Namespace) -> dict:
+    input_file(args.config, "CONFIG", suggest="*.yaml")
     config = experiment.load(args.config, args.set)
     report = fit(config, args.cxi, args.index, args.out, starts=args.starts, iterations=args.iterations)
     return {k: v for k, v in report.items() if k != "error_vs_simulations"}
@@ -58,6 +59,10 @@ def fit(
         raise ValueError("fit-pattern needs a config with sim.kind: msft (e.g. configs/sim_msft.yaml)")
     if index < 0:
         raise ValueError(f"--index must be a frame number >= 0, got {index}")
+    input_file(cxi, "CXI", suggest="*.cxi")
+    out = output_dir(out, "--out")
+    for name in (f"fit_{index}.json", f"fit_{index}.png"):  # checked before the fit, not after its minutes
+        output_file(out / name, "--out")
     image = read_frame(cxi, index)
     truth = read_extras(cxi, index)
     result = fit_pattern(image, config.sim, starts=starts, iterations=iterations, rng=config.seed)
@@ -85,7 +90,6 @@ def fit(
             for n, _, q, r in result.history
         ]
         report["error_vs_simulations"] = curve
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     fit_report(
         image,

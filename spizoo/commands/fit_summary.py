@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from spizoo import experiment
-from spizoo.commands._common import load_predictor
+from spizoo.commands._common import input_dir, load_predictor, output_file
 from spizoo.data.cxi import read_extras, read_frame
 from spizoo.plots import fit_summary
 from spizoo.sim import icosahedral
@@ -32,7 +32,11 @@ DESCRIPTION = """\
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", help="directory with patterns.cxi, config.yaml and fit_<i>/ reports")
-    parser.add_argument("--model", default=None, help="regressor run directory, SavedModel or server URL")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="regressor run directory, SavedModel or server URL (default: none, the forward fit alone)",
+    )
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -65,7 +69,9 @@ def summarise(directory: str | Path, model: str | None = None) -> dict:
         FileNotFoundError: when ``directory`` holds no fit reports.
         ValueError: when a report lacks its error curve (a pattern without true parameters).
     """
-    directory = Path(directory)
+    directory = input_dir(directory, "DIRECTORY", hint="give the --out directory of `spizoo simulate`")
+    for name in ("summary.json", "error_vs_simulations.png"):
+        output_file(directory / name, "DIRECTORY")
     paths = sorted(directory.glob("fit_*/fit_*.json"), key=lambda p: int(p.stem.split("_")[1]))
     if not paths:
         raise FileNotFoundError(
@@ -99,7 +105,9 @@ def summarise(directory: str | Path, model: str | None = None) -> dict:
         sim = experiment.load(directory / "config.yaml").sim  # written by spizoo simulate with patterns.cxi
         indices = [r["index"] for r in reports]
         summary["network"] = _network(model, directory / "patterns.cxi", indices, sim.circumradius_nm)
-    (directory / "summary.json").write_text(json.dumps(summary, indent=2))
+    partial = directory / "summary.json.partial"  # appears whole
+    partial.write_text(json.dumps(summary, indent=2))
+    partial.replace(directory / "summary.json")
     fit_summary(summary, directory / "error_vs_simulations.png")
     summary["outputs"] = [str(directory / "summary.json"), str(directory / "error_vs_simulations.png")]
     return summary

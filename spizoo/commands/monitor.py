@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from spizoo import plots
-from spizoo.commands._common import add_model_args, load_predictor
+from spizoo.commands._common import add_model_args, input_dir, load_predictor, output_dir
 from spizoo.serving.monitor import Monitor
 
 DESCRIPTION = """\
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     parser.add_argument("directory", help="directory the DAQ writes files into")
     parser.add_argument("--out", help="results directory (default: ./spizoo-monitor-<DIRECTORY name>)")
-    parser.add_argument("--pattern", default="*.cxi", help="file names to watch (default *.cxi)")
+    parser.add_argument("--pattern", default="*.cxi", help="file names to watch")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between scans")
     parser.add_argument("--window", type=int, default=500, help="frames in the running hit rate")
     parser.add_argument("--retries", type=int, default=5, help="failed reads before a file is skipped as corrupt")
@@ -33,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    input_dir(args.directory, "DIRECTORY", hint="give the directory the DAQ writes files into")
     out = args.out or f"spizoo-monitor-{Path(args.directory).resolve().name}"
+    output_dir(out, "--out")
     monitor = Monitor(
         load_predictor(args.model, args.threshold),
         args.directory,

@@ -11,56 +11,98 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from spizoo.commands._common import add_dataset, input_file, output_file
+from spizoo.core.labels import names_for
 from spizoo.data.frames import FrameFile
 from spizoo.serving.predictor import Predictor, from_server
 
 DESCRIPTION = """\
-    Send every frame of FILE (its /entry_1/data_1/data) to SERVER's serving_default signature and
-    print one row per frame (or write them as CSV with --out). The same path as spizoo classify with
-    a server URL as MODEL, which writes a results file with a summary instead.
+    Send every frame of FILE (a CXI file's /entry_1/data_1/data, or --dataset in a plain HDF5 file)
+    to SERVER's serving_default signature. With --out, write one row per frame as CSV; without it,
+    print the first rows and the frames per class (--out for all rows). The same path as spizoo
+    classify with a server URL as MODEL, which writes a results file with a summary instead.
 
     example:
       spizoo predict --server http://127.0.0.1:8501 --model hits out/spi/patterns.cxi
       spizoo predict --server grpc://127.0.0.1:8500 --model hits out/spi/patterns.cxi --out pred.csv
+      spizoo predict --server http://127.0.0.1:8501 --model hits run_0042.h5 --dataset /data/frames
     """
+PREVIEW_ROWS = 5  # rows printed without --out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="CXI or HDF5 file of frames")
     parser.add_argument("--server", required=True, help="http://HOST:PORT (REST) or grpc://HOST:PORT")
     parser.add_argument("--model", required=True, help="model name on the server")
+    add_dataset(parser)
     parser.add_argument("--batch-size", type=int, default=16, help="frames per request")
-    parser.add_argument("--out", help="CSV file for the results")
+    parser.add_argument("--out", help="CSV file for all rows, one per frame (default: print a preview)")
 
 
 def run(args: argparse.Namespace) -> dict:
+    input_file(args.file, "FILE", suggest="*.cxi")
+    if args.out:
+        output_file(args.out, "--out", example="predictions.csv")
     predictor = from_server(f"{args.server.rstrip('/')}/{args.model}")
-    rows = predict_file(predictor, args.file, batch_size=args.batch_size, out=args.out)
-    if not args.out:
-        print(json.dumps(rows, indent=2))
+    rows = predict_file(predictor, args.file, batch_size=args.batch_size, out=args.out, dataset=args.dataset)
     summary = {"frames": len(rows), "out": args.out}
     if rows and "classes" in rows[0]:
         classes = [r["classes"] for r in rows]
-        summary["frames_per_class"] = {str(c): classes.count(c) for c in sorted(set(classes))}
+        width = len(rows[0]["probabilities"]) if isinstance(rows[0].get("probabilities"), list) else 0
+        try:
+            names = names_for(width)
+        except ValueError:  # another kind of classifier: its class numbers
+            names = None
+        summary["frames_per_class"] = {
+            (names[c] if names and 0 <= c < len(names) else str(c)): classes.count(c) for c in sorted(set(classes))
+        }
+    if not args.out:
+        summary["first_rows"] = rows[:PREVIEW_ROWS]
+        if not args.json:
+            print(preview(rows), flush=True)
     return summary
+
+
+def preview(rows: list[dict], count: int = PREVIEW_ROWS) -> str:
+    """The first ``count`` rows, one compact JSON object a line (floats to 4 significant digits), and how
+    many more there are."""
+
+    def short(value):
+        if isinstance(value, float):
+            return float(f"{value:.4g}")
+        return [short(v) for v in value] if isinstance(value, list) else value
+
+    lines = [json.dumps({k: short(v) for k, v in row.items()}) for row in rows[:count]]
+    if len(rows) > count:
+        lines.append(f"… and {len(rows) - count:,} more rows; --out FILE.csv writes all {len(rows):,}")
+    return "\n".join(lines)
 
 
 def summary_line(summary: dict) -> str:
     where = f" into {summary['out']}" if summary["out"] else ""
-    return f"{summary['frames']} frames predicted{where}"
+    counts = summary.get("frames_per_class")
+    per_class = "; frames per class: " + ", ".join(f"{c} {n:,}" for c, n in counts.items()) if counts else ""
+    return f"{summary['frames']:,} frames predicted{where}{per_class}"
 
 
 def predict_file(
-    predictor: Predictor, path: str | Path, *, batch_size: int = 16, out: str | Path | None = None
+    predictor: Predictor,
+    path: str | Path,
+    *,
+    batch_size: int = 16,
+    out: str | Path | None = None,
+    dataset: str | None = None,
 ) -> list[dict]:
-    """One row per frame of ``path``: frame index and the model's outputs (vectors as lists).
+    """One row per frame of ``path`` (its image stack ``dataset``, default the CXI locations): frame index
+    and the model's outputs (vectors as lists).
 
-    With ``out``, the rows are also written as CSV (to ``out.partial``, renamed when complete).
+    With ``out``, the rows are also written as CSV (to ``out.partial``, renamed when complete; nothing is
+    left behind on failure).
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     rows = []
-    with FrameFile(path) as stack:
+    with FrameFile(path, dataset) as stack:
         for start, frames in tqdm(stack.batches(batch_size), desc="predict", unit="batch", leave=False):
             outputs = predictor.predict(frames)
             for i in range(len(frames)):
@@ -70,10 +112,14 @@ def predict_file(
                     row[key] = v.tolist() if v.ndim else v.item()
                 rows.append(row)
     if out is not None:
-        partial = f"{out}.partial"
-        with open(partial, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["frame"])
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(partial, out)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(f"{out}.partial")
+        try:
+            with open(partial, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["frame"])
+                writer.writeheader()
+                writer.writerows(rows)
+            os.replace(partial, out)
+        finally:
+            partial.unlink(missing_ok=True)
     return rows

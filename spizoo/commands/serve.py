@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+from pathlib import Path
 
+from spizoo.commands._common import input_dir, input_file
 from spizoo.serving.batching import BatchingParameters, read_batching_parameters
+from spizoo.serving.export import MODELS_CONFIG, versions
+from spizoo.serving.models import read_model_config
 from spizoo.serving.server import Server, manager_from_args
 
 DESCRIPTION = """\
@@ -23,21 +27,76 @@ DESCRIPTION = """\
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-config-file", help="models.config (text ModelServerConfig)")
-    parser.add_argument("--model-name", help="name of the one model served from --model-base-path")
-    parser.add_argument("--model-base-path", help="directory of numbered SavedModel versions")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500)")
-    parser.add_argument("--rest-api-port", type=int, default=8501, help="REST port (default 8501)")
+    parser.add_argument(
+        "--model-config-file", help="models.config (text ModelServerConfig) that spizoo export writes into BASE_PATH"
+    )
+    parser.add_argument("--model-name", help="name of the one model served from --model-base-path (default: default)")
+    parser.add_argument(
+        "--model-base-path", help="directory of numbered SavedModel versions: BASE_PATH/NAME of spizoo export"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind; 127.0.0.1 is this machine only")
+    parser.add_argument("--port", type=int, default=8500, help="gRPC port")
+    parser.add_argument("--rest-api-port", type=int, default=8501, help="REST port")
     parser.add_argument("--enable-batching", action="store_true", help="batch concurrent requests on the server")
-    parser.add_argument("--batching-parameters-file", help="TF Serving batching parameters (text proto)")
+    parser.add_argument(
+        "--batching-parameters-file",
+        help="TF Serving batching parameters (text proto; default: spizoo's, with --enable-batching)",
+    )
     parser.add_argument(
         "--file-system-poll-wait-seconds", type=float, default=1.0, help="how often base paths are polled (0: never)"
     )
-    parser.add_argument("--max-body-bytes", type=int, default=64 * 2**20, help="largest request accepted")
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=64 * 2**20,
+        help="largest request accepted, in bytes (default: 64 MiB, %(default)s)",
+    )
+
+
+EXPORT_HINT = "`spizoo export RUN --name NAME --base-path BASE_PATH` writes one"
+
+
+def check_base_path(path: str | Path, name: str) -> Path:
+    """A model's base path as an exported one (numbered versions, perhaps none yet); a training run, a single
+    version or an export directory of several models is refused, saying what to give instead.
+
+    Raises:
+        FileNotFoundError, NotADirectoryError, ValueError: with a message for the terminal.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model {name}: base path {path} is not a directory (nothing is there); {EXPORT_HINT}")
+    input_dir(path, f"model {name}: base path", hint=EXPORT_HINT)
+    if any((path / f).exists() for f in ("best.keras", "last.keras", "history.csv", "training.json")):
+        raise ValueError(
+            f"model {name}: base path {path} looks like a training run (spizoo train's run directory), not an "
+            f"export base path of numbered SavedModel versions; `spizoo export {path} --name NAME --base-path "
+            "BASE_PATH` makes one, then serve --model-config-file BASE_PATH/models.config"
+        )
+    if (path / "saved_model.pb").exists():
+        raise ValueError(
+            f"model {name}: base path {path} is one SavedModel version; give the directory of its numbered "
+            f"versions, {path.parent}"
+        )
+    if (path / MODELS_CONFIG).exists() and not versions(path):
+        raise ValueError(
+            f"model {name}: base path {path} holds the models of spizoo export, one folder each; serve them all "
+            f"with --model-config-file {path / MODELS_CONFIG}, or one with --model-base-path {path}/NAME"
+        )
+    return path
 
 
 def run(args: argparse.Namespace) -> dict:
+    if args.batching_parameters_file:
+        input_file(args.batching_parameters_file, "--batching-parameters-file")
+    if args.model_config_file:
+        config_file = input_file(
+            args.model_config_file, "--model-config-file", suggest=MODELS_CONFIG, hint=f"{EXPORT_HINT} in BASE_PATH"
+        )
+        for spec in read_model_config(config_file):
+            check_base_path(spec.base_path, spec.name)
+    elif args.model_base_path:
+        check_base_path(args.model_base_path, args.model_name or "default")
     batching = None
     if args.enable_batching:
         batching = (
@@ -67,6 +126,13 @@ def run(args: argparse.Namespace) -> dict:
             f"and gRPC {args.host}:{server.grpc_port}" + (" with batching" if batching else ""),
             flush=True,
         )
+        waiting = sorted(name for name, v in loaded.items() if not v)
+        if waiting:
+            print(
+                f"spizoo serve: no versions yet of {', '.join(waiting)}; each is served once spizoo export "
+                "writes one" + ("" if args.file_system_poll_wait_seconds > 0 else " and the server is restarted"),
+                flush=True,
+            )
         stop.wait()
     return {"served": loaded}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from spizoo import experiment
-from spizoo.commands._common import add_set
+from spizoo.commands._common import add_set, input_dir, input_file, output_dir
 from spizoo.models import training
 
 DESCRIPTION = """\
@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    input_file(args.config, "CONFIG", suggest="*.yaml")
+    input_dir(args.data, "--data", hint="make a dataset with `spizoo generate CONFIG --out DIR`")
+    output_dir(args.out, "--out")
     config = experiment.load(args.config, args.set)
     return {**training.train(config, args.data, args.out), "run": args.out}
 

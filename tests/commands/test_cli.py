@@ -1,3 +1,4 @@
+import csv
 import importlib
 import json
 import subprocess
@@ -267,3 +268,217 @@ def test_ctrl_c_is_one_line_not_a_traceback(monkeypatch, capsys):
     captured = capsys.readouterr()
     assert captured.err == "spizoo simulate: interrupted; the same command resumes or starts afresh\n"
     assert captured.out == ""
+
+
+# --- Issue 18: plain errors instead of Python's --------------------------------------------------------
+
+
+@pytest.fixture
+def paths(tmp_path):
+    """A file, a directory holding a CXI file and a models.config, and a made-up training run."""
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "adir" / "patterns.cxi").write_bytes(b"")
+    (tmp_path / "adir" / "models.config").write_text("model_config_list {}\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("best.keras", "history.csv", "config.yaml"):
+        (run / name).write_text("")
+    return tmp_path
+
+
+def _one_line_error(capsys, verb):
+    err = capsys.readouterr().err.split("\r")[-1]  # what a terminal shows after a progress bar cleared itself
+    assert err.count("\n") == 1 and err.startswith(f"spizoo {verb}: error: "), err
+    assert "Errno" not in err and "Traceback" not in err, err
+    return err
+
+
+SERVER = ["--server", "http://127.0.0.1:9", "--model", "hits"]
+WRONG_PATHS = [
+    (
+        ["train", "configs/quickstart.yaml", "--data", "{f}", "--out", "{p}/new"],
+        "--data {f} is a file, not a directory",
+    ),
+    (["train", "{d}", "--data", "{d}", "--out", "{p}/new"], "CONFIG {d} is a directory, not a file"),
+    (["train", "configs/quickstart.yaml", "--data", "{d}", "--out", "{f}"], "--out {f} is a file, not a directory"),
+    (["train", "configs/quickstart.yaml", "--data", "{d}", "--out", "{f}/new"], "--out {f}/new: {f} is a file"),
+    (["evaluate", "{f}", "--data", "x"], "RUN_DIR {f} is a file, not a directory"),
+    (["evaluate", "{p}/run", "--data", "{d}"], "--data {d} is a directory; give a glob of its shards in quotes"),
+    (
+        ["fit-pattern", "configs/sim_msft.yaml", "{d}", "--out", "{p}/new"],
+        "CXI {d} is a directory, not a file; did you mean {d}/patterns.cxi?",
+    ),
+    (["fit-pattern", "configs/sim_msft.yaml", "{f}", "--out", "{f}"], "--out {f} is a file, not a directory"),
+    (["fit-pattern", "{d}", "{f}", "--out", "{p}/new"], "CONFIG {d} is a directory, not a file"),
+    (["fit-summary", "{f}"], "DIRECTORY {f} is a file, not a directory"),
+    (["predict", "{d}", *SERVER], "FILE {d} is a directory, not a file; did you mean {d}/patterns.cxi?"),
+    (["predict", "{f}", *SERVER, "--out", "{d}"], "--out {d} is a directory; give the name of a file"),
+    (["predict", "{f}", *SERVER, "--out", "{f}/rows.csv"], "--out {f}/rows.csv: {f} is a file, not a directory"),
+    (["serve", "--model-config-file", "{d}"], "--model-config-file {d} is a directory, not a file; did you mean"),
+    (
+        ["serve", "--model-base-path", "{d}", "--enable-batching", "--batching-parameters-file", "{d}"],
+        "--batching-parameters-file {d} is a directory, not a file",
+    ),
+    (["monitor", "{d}", "{f}", "--once"], "DIRECTORY {f} is a file, not a directory"),
+    (["monitor", "{d}", "{d}", "--out", "{f}", "--once"], "--out {f} is a file, not a directory"),
+    # Verbs of others reach the dispatcher with Python's OSError: it says the same in plain words.
+    (["simulate", "configs/quickstart.yaml", "-n", "2", "--out", "{f}"], "--out {f} is a file, not a directory"),
+    (["simulate", "{d}", "-n", "2", "--out", "{p}/new"], "{d} is a directory, not a"),
+]
+
+
+@pytest.mark.parametrize("argv, message", WRONG_PATHS, ids=[" ".join(a[:1] + a[-2:]) for a, _ in WRONG_PATHS])
+def test_a_file_for_a_directory_or_a_directory_for_a_file_is_one_plain_line(paths, capsys, argv, message):
+    fill = {"f": paths / "afile", "d": paths / "adir", "p": paths}
+    before = sorted(p.relative_to(paths) for p in paths.rglob("*"))
+    assert cli.main([a.format(**fill) for a in argv]) == 2
+    assert message.format(**fill) in _one_line_error(capsys, argv[0])
+    assert sorted(p.relative_to(paths) for p in paths.rglob("*")) == before  # nothing made, nothing half-written
+
+
+def test_python_os_errors_in_plain_words(tmp_path):
+    import argparse
+    import errno
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("config")
+    parser.add_argument("--out")
+    args = parser.parse_args([str(tmp_path / "c.yaml"), "--out", str(tmp_path / "o")])
+    message = lambda err: cli.error_message(err, args, parser)  # noqa: E731
+    assert message(IsADirectoryError(errno.EISDIR, "Is a directory", str(tmp_path / "c.yaml"))) == (
+        f"CONFIG {tmp_path / 'c.yaml'} is a directory, not a file"
+    )
+    missing = tmp_path / "o" / "deeper" / "x.csv"
+    assert message(FileNotFoundError(errno.ENOENT, "No such file or directory", str(missing))) == (
+        f"--out {missing} cannot be made: its directory {missing.parent} does not exist"
+    )
+    assert message(PermissionError(errno.EACCES, "Permission denied", "/etc/x")) == (
+        "/etc/x cannot be accessed: permission denied"
+    )
+    assert message(FileExistsError("version 3 of hits exists")) == "version 3 of hits exists"  # spizoo's own
+    assert message(OSError(errno.EISDIR, "Is a directory", "a.partial", None, "b")) == (
+        "cannot move a.partial to b: is a directory, not a file"
+    )
+    assert message(ValueError("line one\n  line two")) == "line one line two"
+
+
+def test_serve_names_a_missing_models_config_and_what_writes_one(tmp_path, capsys):
+    missing = tmp_path / "models" / "models.config"
+    assert cli.main(["serve", "--model-config-file", str(missing)]) == 2
+    err = _one_line_error(capsys, "serve")
+    assert f"--model-config-file {missing}: no such file" in err and "spizoo export RUN" in err
+
+
+def test_serve_refuses_a_training_run_as_base_path(runs, paths, capsys):
+    run = runs["hits"][0]
+    assert cli.main(["serve", "--model-base-path", str(run), "--port", "0", "--rest-api-port", "0"]) == 2
+    err = _one_line_error(capsys, "serve")
+    assert f"base path {run} looks like a training run" in err
+    assert f"`spizoo export {run} --name NAME --base-path BASE_PATH` makes one" in err
+    config = paths / "listing_a_run.config"
+    config.write_text(f'model_config_list {{ config {{ name: "hits" base_path: "{run}" }} }}\n')
+    assert cli.main(["serve", "--model-config-file", str(config), "--port", "0", "--rest-api-port", "0"]) == 2
+    assert "model hits: base path" in _one_line_error(capsys, "serve")
+    assert cli.main(["serve", "--model-base-path", str(paths / "adir"), "--port", "0"]) == 2  # a BASE_PATH
+    assert f"--model-config-file {paths / 'adir' / 'models.config'}" in _one_line_error(capsys, "serve")
+
+
+def _fake_server(monkeypatch, calls=None):
+    """``spizoo predict`` against a model server faked in-process: class = the frame's first pixel mod 5."""
+    from spizoo.commands import predict
+    from spizoo.serving.predictor import Predictor
+
+    def make(url):
+        def run(frames):
+            if calls is not None:
+                calls.append(len(frames))
+                if len(calls) > 2:
+                    raise ValueError("the server went away")
+            classes = frames[:, 0, 0].astype(int) % 5
+            probabilities = np.eye(5, dtype=np.float32)[classes]
+            return {"classes": classes, "probabilities": probabilities, "single_hit_score": probabilities[:, 1]}
+
+        return Predictor(run, url, 0.5, "given")
+
+    monkeypatch.setattr(predict, "from_server", make)
+
+
+def _plain_h5(path, frames=40):
+    images = np.zeros((frames, 8, 8), np.float32)
+    images[:, 0, 0] = np.arange(frames)
+    with h5py.File(path, "w") as f:
+        f["data/frames"] = images
+
+
+def test_predict_reads_plain_hdf5_with_dataset_and_says_so_when_it_is_missing(tmp_path, monkeypatch, capsys):
+    _fake_server(monkeypatch)
+    _plain_h5(tmp_path / "run.h5")
+    assert cli.main(["predict", str(tmp_path / "run.h5"), *SERVER]) == 2
+    err = _one_line_error(capsys, "predict")
+    assert "no image stack at /entry_1/data_1/data" in err and "name the image stack with --dataset" in err
+    assert "e.g. --dataset /data/frames" in err
+    assert cli.main(["predict", str(tmp_path / "run.h5"), *SERVER, "--dataset", "/nope"]) == 2
+    assert "give another --dataset" in _one_line_error(capsys, "predict")
+    out = tmp_path / "new" / "rows.csv"
+    assert cli.main(["predict", str(tmp_path / "run.h5"), *SERVER, "--dataset", "/data/frames", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [int(r["classes"]) for r in rows] == [i % 5 for i in range(40)]
+    line = capsys.readouterr().out.strip()
+    assert line == f"spizoo predict: 40 frames predicted into {out}; frames per class: " + ", ".join(
+        f"{name} 8" for name in CLASS_NAMES
+    )
+
+
+def test_predict_without_out_prints_a_preview_not_every_row(tmp_path, monkeypatch, capsys):
+    _fake_server(monkeypatch)
+    _plain_h5(tmp_path / "run.h5")
+    args = ["predict", str(tmp_path / "run.h5"), *SERVER, "--dataset", "data/frames"]
+    assert cli.main(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 7  # five rows, how many more, the summary
+    assert [json.loads(line)["frame"] for line in lines[:5]] == [0, 1, 2, 3, 4]
+    assert json.loads(lines[1])["probabilities"] == [0, 1, 0, 0, 0]
+    assert lines[5] == "… and 35 more rows; --out FILE.csv writes all 40"
+    assert lines[6].startswith("spizoo predict: 40 frames predicted; frames per class: none 8, single 8")
+    assert cli.main([*args, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["frames"] == 40 and len(summary["first_rows"]) == 5 and summary["frames_per_class"]["4+"] == 8
+
+
+def test_predict_leaves_nothing_behind_when_the_server_fails_midway(tmp_path, monkeypatch, capsys):
+    calls = []
+    _fake_server(monkeypatch, calls)
+    _plain_h5(tmp_path / "run.h5")
+    out = tmp_path / "rows.csv"
+    args = ["predict", str(tmp_path / "run.h5"), *SERVER, "--dataset", "/data/frames", "--batch-size", "16"]
+    assert cli.main([*args, "--out", str(out)]) == 2
+    assert "the server went away" in _one_line_error(capsys, "predict")
+    assert calls == [16, 16, 8] and sorted(p.name for p in tmp_path.iterdir()) == ["run.h5"]
+
+
+def _help(verb, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([verb, "--help"])
+    return " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("verb", list(VERBS))
+def test_help_shows_every_default(verb, capsys):
+    text = _help(verb, capsys)
+    for action in cli.build_parser(verb).verb_parser._actions:
+        if action.default in (None, False, [], "==SUPPRESS==") or not action.option_strings:
+            continue
+        help_text = " ".join((action.help or "").split()).replace("%(default)s", str(action.default))
+        if "default" in help_text:  # says it in words
+            assert help_text in text
+        else:
+            assert f"{help_text} (default: {action.default})" in text, action.option_strings
+
+
+def test_help_of_the_edited_verbs_gives_the_values(capsys):
+    assert "frames per request (default: 16)" in _help("predict", capsys)
+    assert "gRPC port (default: 8500)" in _help("serve", capsys)
+    assert "random starting points (default: 50)" in _help("fit-pattern", capsys)
+    assert "frames in the running hit rate (default: 500)" in _help("monitor", capsys)
+    assert "false-positive rate for the single-hit threshold (default: 0.01)" in _help("evaluate", capsys)
