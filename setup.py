@@ -35,6 +35,7 @@ setup(
         "tensorboard",
         "grpcio",
         "tensorflow-serving-api==2.21.*",
+        "extra-geom>=1.17,<2",  # detector geometries (CrystFEL .geom, EuXFEL/LCLS detectors); checked on 1.17
     ],
     extras_require={"dev": ["pytest>=8", "ruff>=0.6"]},
     entry_points={"console_scripts": ["spizoo=spizoo.cli:main"]},

@@ -86,8 +86,10 @@ def unit_examples(config, unit: tuple[int, int, int], chash: str) -> tuple[list[
     augment = split in config.dataset.augment_splits
     examples, images = [], []
     classes: dict[int, int] = {}
+    view = config.sim.view() if isinstance(config.sim, spi.SpiConfig) else None  # a detector geometry's
     for offset, p in enumerate(sim.simulate(config.sim, config.seed, stop - start, start=start)):
         shot = offset
+        image = p.image if view is None else view(p.image)  # the model's input, as classify reads frames
         if isinstance(p, spi.Pattern):
             label, target = p.label, None
             params = p.parameters(config.sim.cluster.max_particles)
@@ -96,10 +98,10 @@ def unit_examples(config, unit: tuple[int, int, int], chash: str) -> tuple[list[
             label, target = -1, p.target(config.sim.circumradius_nm)
             params = p.parameters()
         key = f"{chash}/{model_index}/{shot}"
-        copies = [("none", p.image)]
+        copies = [("none", image)]
         if augment:
             rng = seeds.augment_rng(config.seed, model_index, shot)
-            copies = config.augment.apply(p.image, rng)
+            copies = config.augment.apply(image, rng)
         for copy, (filt, image) in enumerate(copies):
             feats = schema.example_features(
                 image,

@@ -23,7 +23,7 @@ from spizoo.beam_pipelines.config import DatasetConfig
 from spizoo.beam_pipelines.generate import run_source
 from spizoo.core.config import to_dict
 from spizoo.data import schema
-from spizoo.data.frames import FrameFile
+from spizoo.data.frames import FrameFile, ViewFinder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +36,9 @@ class IngestConfig:
         labels: a CSV of ``file,frame,label``, or empty for unlabelled frames.
         image_dataset: the stack inside the files (empty: the CXI locations).
         unit_size: consecutive frames per unit of work and of split assignment.
+        geometry: CrystFEL ``.geom`` file of module-stacked frames (empty: the ``.geom`` beside each file).
+        geometry_fingerprint: (size, mtime in ns) of ``geometry`` when the run began.
+        bin, pixels: the view of module-stacked frames (:class:`~spizoo.sim.geometry.View`).
     """
 
     seed: int = 0
@@ -45,12 +48,22 @@ class IngestConfig:
     labels: str = ""
     image_dataset: str = ""
     unit_size: int = 256
+    geometry: str = ""
+    geometry_fingerprint: tuple[int, int] = (0, 0)
+    bin: int = 1
+    pixels: tuple[int, int] = (128, 128)
 
     def __post_init__(self):
         if not self.files:
             raise ValueError("no input files")
         if self.unit_size < 1:
             raise ValueError(f"unit_size must be >= 1, got {self.unit_size}")
+        if self.bin < 1 or min(self.pixels) < 1:
+            raise ValueError(f"bin and pixels must be positive, got bin={self.bin}, pixels={list(self.pixels)}")
+
+    def views(self) -> ViewFinder:
+        """The view of each module-stacked input file."""
+        return ViewFinder(self.geometry or None, pixels=self.pixels, bin=self.bin)
 
 
 def make_config(
@@ -59,17 +72,26 @@ def make_config(
     """An :class:`IngestConfig` for ``files`` (checked to exist) with their fingerprints."""
     paths = [Path(f).resolve() for f in files]
     for p in paths:
+        if p.is_dir():
+            raise IsADirectoryError(f"{p} is a directory, not a CXI/HDF5 file")
         if not p.is_file():
             raise FileNotFoundError(f"no such file: {p}")
     if labels and not Path(labels).is_file():
         raise FileNotFoundError(f"no such labels file: {labels}")
     prints = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+    geometry = kwargs.pop("geometry", "")
+    if geometry:
+        if not Path(geometry).is_file():
+            raise FileNotFoundError(f"--geometry {geometry}: no such file")
+        geometry = Path(geometry).resolve()
+        kwargs["geometry_fingerprint"] = (geometry.stat().st_size, geometry.stat().st_mtime_ns)
     return IngestConfig(
         seed=seed,
         dataset=dataset,
         files=tuple(map(str, paths)),
         fingerprints=prints,
         labels=str(Path(labels).resolve()) if labels else "",
+        geometry=str(geometry) if geometry else "",
         **kwargs,
     )
 
@@ -118,8 +140,9 @@ class IngestSource:
             if unknown:
                 raise ValueError(f"{config.labels} labels files that are not inputs: {sorted(unknown)[:5]}")
         self.counts, self.shapes = [], set()
+        self.views = config.views()
         for f in config.files:
-            with FrameFile(f, config.image_dataset or None) as frames:
+            with FrameFile(f, config.image_dataset or None, view=self.views) as frames:
                 self.counts.append(len(frames))
                 self.shapes.add(frames.frame_shape)
         if len(self.shapes) != 1:
@@ -148,7 +171,7 @@ class IngestSource:
         path = self.config.files[file_index]
         name = Path(path).name
         examples, images, classes = [], [], {}
-        with FrameFile(path, self.config.image_dataset or None) as frames:
+        with FrameFile(path, self.config.image_dataset or None, view=self.views) as frames:
             batch = frames.read(start, stop)
         for offset, image in enumerate(batch):
             frame = start + offset

@@ -3,11 +3,15 @@
 Layout written (CXI 1.5; SI units):
 
     /cxi_version                                     150
-    /entry_1/instrument_1/detector_1/data            (N, ny, nx) float32 photons, axes "experiment_identifier:y:x"
-    /entry_1/instrument_1/detector_1/mask            (N, ny, nx) uint32 CXI pixel-mask bits (0 = good)
+    /entry_1/instrument_1/detector_1/data            (N, ny, nx) float32 photons, axes "experiment_identifier:y:x";
+                                                     module-stacked (N, modules, ss, fs), axes
+                                                     "experiment_identifier:module_identifier:y:x"
+    /entry_1/instrument_1/detector_1/mask            (N, ...) uint32 CXI pixel-mask bits (0 = good)
     /entry_1/instrument_1/detector_1/distance        (N,) m
     /entry_1/instrument_1/detector_1/x_pixel_size    (N,) m   (and y_pixel_size)
     /entry_1/instrument_1/detector_1/corner_position (N, 3) m: corner of pixel (0, 0) from the interaction point
+                                                     (flat frames only: module-stacked frames have their
+                                                     detector geometry in a CrystFEL file beside)
     /entry_1/instrument_1/source_1/energy            (N,) J   (and wavelength, m)
     /entry_1/data_1/data                             soft link to the detector data
     /entry_1/<group>/<name>                          (N, ...) per-frame extras (labels, simulation parameters)
@@ -39,7 +43,7 @@ class CXIWriter:
 
     Args:
         path: output file; must not exist unless ``overwrite``.
-        frame_shape: (ny, nx) of every frame.
+        frame_shape: (ny, nx) of every frame, or (modules, ss, fs) for module-stacked frames.
         extras_group: group under ``/entry_1`` that holds the per-frame extras.
         overwrite: replace an existing ``path``.
         block: frames buffered per HDF5 write (h5py's per-call cost dominates single-frame writes).
@@ -50,7 +54,7 @@ class CXIWriter:
     def __init__(
         self,
         path: str | Path,
-        frame_shape: tuple[int, int],
+        frame_shape: tuple[int, ...],
         *,
         extras_group: str = "spizoo",
         overwrite: bool = False,
@@ -61,6 +65,8 @@ class CXIWriter:
             raise FileExistsError(f"{self.path} exists; pass overwrite=True (CLI: --overwrite) to replace it")
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.frame_shape = tuple(int(n) for n in frame_shape)
+        if len(self.frame_shape) not in (2, 3):
+            raise ValueError(f"frames must be (ny, nx) or (modules, ss, fs), got shape {self.frame_shape}")
         self._extras_group = f"entry_1/{extras_group}"
         self._file = h5py.File(self.partial, "w")
         self._n = 0  # frames written to the file
@@ -68,19 +74,15 @@ class CXIWriter:
         self._pending: dict[str, list[np.ndarray]] = {}
         f = self._file
         f.create_dataset("cxi_version", data=CXI_VERSION)
-        ny, nx = self.frame_shape
+        shape = self.frame_shape
         data = f.create_dataset(
-            f"{DETECTOR}/data", (0, ny, nx), np.float32, maxshape=(None, ny, nx), chunks=(1, ny, nx)
+            f"{DETECTOR}/data", (0, *shape), np.float32, maxshape=(None, *shape), chunks=(1, *shape)
         )
-        data.attrs["axes"] = "experiment_identifier:y:x"
+        modules = "module_identifier:" if len(shape) == 3 else ""
+        data.attrs["axes"] = f"experiment_identifier:{modules}y:x"
         data.attrs["units"] = "photons"
         f.create_dataset(
-            f"{DETECTOR}/mask",
-            (0, ny, nx),
-            np.uint32,
-            maxshape=(None, ny, nx),
-            chunks=(1, ny, nx),
-            compression="lzf",
+            f"{DETECTOR}/mask", (0, *shape), np.uint32, maxshape=(None, *shape), chunks=(1, *shape), compression="lzf"
         )
         f.create_group("entry_1/data_1")["data"] = h5py.SoftLink(f"/{DETECTOR}/data")
 
@@ -118,23 +120,25 @@ class CXIWriter:
         mask: np.ndarray,
         distance_m: float,
         pixel_size_m: float,
-        center_px: tuple[float, float],
+        center_px: tuple[float, float] | None,
         photon_energy_eV: float,
         extras: dict | None = None,
     ) -> None:
-        """Appends one frame with its detector geometry and extras (written under ``/entry_1/<group>``)."""
+        """Appends one frame with its detector geometry and extras (written under ``/entry_1/<group>``);
+        ``center_px`` (the beam's pixel on a flat frame) is ``None`` for module-stacked frames."""
         if image.shape != self.frame_shape:
             raise ValueError(f"{self.path}: frames are {self.frame_shape}, got an image of shape {image.shape}")
-        cy, cx = center_px
         self._append(f"{DETECTOR}/data", image.astype(np.float32, copy=False))
         self._append(f"{DETECTOR}/mask", mask.astype(np.uint32, copy=False))
         self._append(f"{DETECTOR}/distance", float(distance_m))
         self._append(f"{DETECTOR}/x_pixel_size", float(pixel_size_m))
         self._append(f"{DETECTOR}/y_pixel_size", float(pixel_size_m))
-        self._append(
-            f"{DETECTOR}/corner_position",
-            [-(cx + 0.5) * pixel_size_m, -(cy + 0.5) * pixel_size_m, distance_m],
-        )
+        if center_px is not None:
+            cy, cx = center_px
+            self._append(
+                f"{DETECTOR}/corner_position",
+                [-(cx + 0.5) * pixel_size_m, -(cy + 0.5) * pixel_size_m, distance_m],
+            )
         self._append(f"{SOURCE}/energy", photon_energy_eV * EV_TO_J)
         self._append(f"{SOURCE}/wavelength", HC_EV_NM / photon_energy_eV * 1e-9)
         for key, value in (extras or {}).items():

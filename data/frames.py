@@ -6,29 +6,36 @@ an ``axes`` attribute (``experiment_identifier:y:x``), Cheetah's ``numEvents`` a
 larger than the frames written), the 32-bit CXI pixel mask, and detector distance, pixel size and photon
 energy in SI units. A plain HDF5 file works with the dataset path named (``dataset="/data/frames"``).
 
+Module-stacked frames ``(n, modules, ss, fs)`` — AGIPD's ``(n, 16, 512, 128)``, EXtra-data's virtual CXI,
+``spizoo simulate`` on a detector geometry — are read through a :class:`~spizoo.sim.geometry.View` of their
+detector's geometry into the model's image (the one place frames of a real detector become model input).
+
 Errors name the file and what is wrong: a missing dataset (listing the file's image stacks), a virtual
-dataset whose source file is missing, a wrong rank, an unreadable frame.
+dataset whose source file is missing, a wrong rank, module-stacked frames without a geometry, an unreadable
+frame.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from spizoo.core import masks
+from spizoo.sim.geometry import Geometry, View
 
 J_PER_EV = 1.602176634e-19
 CANDIDATES = ("entry_1/data_1/data", "entry_1/instrument_1/detector_1/data", "entry_1/image_1/data")
 
 
 @dataclasses.dataclass(frozen=True)
-class Geometry:
-    """Detector geometry of a frame in SI units (``None`` where the file does not say)."""
+class FrameGeometry:
+    """Detector distance, pixel size and photon energy of a frame in SI units (``None`` where the file does
+    not say)."""
 
     distance_m: float | None
     pixel_size_m: float | None
@@ -43,6 +50,9 @@ class FrameFile:
         dataset: path of the stack inside the file; default: the CXI locations, in order, of ``CANDIDATES``.
         mask_dataset: path of a pixel mask, (frames, y, x) or (y, x); default: the CXI detector's ``mask``
             next to the data, if present.
+        view: for module-stacked frames, the :class:`~spizoo.sim.geometry.View` that makes them model images,
+            or a function of the path that returns it (called only for a module-stacked file); ignored for
+            2-D frames.
 
     Raises:
         FileNotFoundError: the file, or the source file of a virtual dataset, does not exist.
@@ -50,10 +60,20 @@ class FrameFile:
             datasets) or is not a stack of 2-D frames.
     """
 
-    def __init__(self, path: str | Path, dataset: str | None = None, *, mask_dataset: str | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        dataset: str | None = None,
+        *,
+        mask_dataset: str | None = None,
+        view: View | Callable[[Path], View | None] | None = None,
+    ):
         self.path = Path(path)
+        self.view = None
         if not self.path.exists():
             raise FileNotFoundError(f"no such file: {self.path}")
+        if self.path.is_dir():
+            raise IsADirectoryError(f"{self.path} is a directory, not a CXI/HDF5 file")
         try:
             self.file = h5py.File(self.path, "r", locking=False)
         except OSError as err:
@@ -63,6 +83,8 @@ class FrameFile:
             self.data = self.file[self.dataset_path]
             self._check_virtual_sources()
             self._check_rank()
+            if self.modular:
+                self._set_view(view)
             self.count = self._frames_written()
             self.mask = self._mask(mask_dataset)
         except BaseException:
@@ -109,14 +131,34 @@ class FrameFile:
             axes = ":".join(a.decode() if isinstance(a, bytes) else str(a) for a in axes)
         if self.data.ndim == 2:
             return
-        if self.data.ndim != 3:
-            hint = f" (axes {axes!r}: assemble detector modules into one image first)" if axes else ""
+        if self.data.ndim not in (3, 4):
             raise ValueError(
-                f"{self.path}: /{self.dataset_path} has shape {self.data.shape}; expected frames (n, y, x) or "
-                f"one frame (y, x){hint}"
+                f"{self.path}: /{self.dataset_path} has shape {self.data.shape}; expected frames (n, y, x), "
+                "one frame (y, x), or module-stacked frames (n, modules, ss, fs)"
             )
         if axes and axes.split(":")[-2:] != ["y", "x"]:
             raise ValueError(f"{self.path}: /{self.dataset_path} has axes {axes!r}; expected '…:y:x'")
+
+    @property
+    def modular(self) -> bool:
+        """Whether the frames are module-stacked, (n, modules, ss, fs)."""
+        return self.data.ndim == 4
+
+    def _set_view(self, view) -> None:
+        view = view(self.path) if callable(view) and not isinstance(view, View) else view
+        shape = tuple(self.data.shape[1:])
+        if view is None:
+            raise ValueError(
+                f"{self.path}: /{self.dataset_path} holds module-stacked frames ({shape[0]} modules of "
+                f"{shape[1]}x{shape[2]} pixels); give their detector geometry (--geometry FILE.geom)"
+            )
+        if view.geometry.shape != shape:
+            raise ValueError(
+                f"{self.path}: frames of {shape[0]} modules of {shape[1]}x{shape[2]} pixels do not match the "
+                f"{view.geometry.name} geometry ({view.geometry.shape[0]} modules of "
+                f"{view.geometry.shape[1]}x{view.geometry.shape[2]})"
+            )
+        self.view = view
 
     def _frames_written(self) -> int:
         if self.data.ndim == 2:
@@ -132,21 +174,28 @@ class FrameFile:
         name = mask_dataset or f"{self.dataset_path.rsplit('/', 1)[0]}/mask"
         for candidate in (name, "entry_1/instrument_1/detector_1/mask"):
             obj = self.file.get(candidate)
-            if isinstance(obj, h5py.Dataset) and obj.shape[-2:] == self.frame_shape:
+            if isinstance(obj, h5py.Dataset) and obj.shape[-len(self._stored) :] == self._stored:
                 return obj
         if mask_dataset:
-            raise ValueError(f"{self.path}: no mask of shape {self.frame_shape} at /{mask_dataset}")
+            raise ValueError(f"{self.path}: no mask of shape {self._stored} at /{mask_dataset}")
         return None
 
     @property
+    def _stored(self) -> tuple[int, ...]:
+        """The shape of one frame in the file: (y, x), or (modules, ss, fs)."""
+        return tuple(self.data.shape[1:] if self.modular else self.data.shape[-2:])
+
+    @property
     def frame_shape(self) -> tuple[int, int]:
-        return tuple(self.data.shape[-2:])
+        """The shape of the frames :meth:`read` gives: (y, x) (the view's for module-stacked frames)."""
+        return tuple(self.view.pixels) if self.view is not None else self._stored
 
     def __len__(self) -> int:
         return self.count
 
     def read(self, start: int, stop: int, *, apply_mask: bool = True) -> np.ndarray:
-        """Frames ``start … stop-1`` as float32 (n, y, x); unusable pixels (:data:`spizoo.core.masks.UNUSABLE`) read 0.
+        """Frames ``start … stop-1`` as float32 (n, y, x); unusable pixels (:data:`spizoo.core.masks.UNUSABLE`)
+        read 0 (module-stacked frames: before their view sums them).
 
         Raises:
             IndexError: for frames outside ``0 … len-1``.
@@ -158,9 +207,10 @@ class FrameFile:
             frames = self.data[()][None] if self.data.ndim == 2 else self.data[start:stop]
             frames = np.asarray(frames, np.float32)
             if apply_mask and self.mask is not None:
-                mask = np.asarray(self.mask[()] if self.mask.ndim == 2 else self.mask[start:stop])
+                one = self.mask.ndim == len(self._stored)  # one mask for all frames, or one per frame
+                mask = np.asarray(self.mask[()] if one else self.mask[start:stop])
                 unusable = (mask.astype(np.uint32) & masks.UNUSABLE) != 0
-                if unusable.ndim == 2:
+                if unusable.ndim < frames.ndim:  # one mask for every frame
                     frames[:, unusable] = 0.0
                 else:
                     frames[unusable] = 0.0
@@ -168,7 +218,7 @@ class FrameFile:
             raise ValueError(
                 f"{self.path}: cannot read frames {start}…{stop - 1} of /{self.dataset_path} ({err})"
             ) from None
-        return frames
+        return frames if self.view is None else self.view(frames)
 
     def frame(self, index: int) -> np.ndarray:
         """One frame, float32 (y, x)."""
@@ -181,7 +231,7 @@ class FrameFile:
         for first in range(start, self.count, size):
             yield first, self.read(first, min(first + size, self.count))
 
-    def geometry(self, index: int = 0) -> Geometry:
+    def geometry(self, index: int = 0) -> FrameGeometry:
         """Distance, pixel size and photon energy of frame ``index`` from the CXI detector and source groups."""
         detector = (
             self.dataset_path.rsplit("/", 1)[0]
@@ -197,7 +247,7 @@ class FrameFile:
             return float(v[min(index, len(v) - 1)]) if v.size else None
 
         energy = value("entry_1/instrument_1/source_1/energy")
-        return Geometry(
+        return FrameGeometry(
             distance_m=value(f"{detector}/distance"),
             pixel_size_m=value(f"{detector}/x_pixel_size"),
             photon_energy_eV=energy / J_PER_EV if energy is not None else None,
@@ -211,3 +261,35 @@ class FrameFile:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class ViewFinder:
+    """The :class:`~spizoo.sim.geometry.View` of each module-stacked file, for ``FrameFile(view=…)``.
+
+    A file's geometry is ``geometry`` (a CrystFEL ``.geom`` file), else the ``.geom`` file beside it with its
+    name (``run.cxi`` → ``run.geom``, as ``spizoo simulate`` writes), else ``default`` (e.g. the geometry a
+    model was trained on); its view has ``pixels`` cells of ``bin × bin`` pixels. Geometries are read once.
+
+    Attributes:
+        used: file → the geometry its view came from (for summaries).
+    """
+
+    def __init__(self, geometry: str | Path | None = None, *, pixels=(128, 128), bin: int = 1, default=None):
+        self.geometry = Path(geometry) if geometry else None
+        if self.geometry is not None and not self.geometry.is_file():
+            raise FileNotFoundError(f"--geometry {self.geometry}: no such file")
+        self.pixels, self.bin, self.default = tuple(pixels), int(bin), default
+        self.used: dict[str, str] = {}
+        self._views: dict[str, View] = {}
+
+    def __call__(self, path: Path) -> View | None:
+        beside = Path(path).with_suffix(".geom")
+        source = self.geometry or (beside if beside.is_file() else None)
+        key = str(source) if source is not None else "default"
+        if source is None and self.default is None:
+            return None
+        if key not in self._views:
+            layout = Geometry.from_crystfel(source) if source is not None else self.default
+            self._views[key] = View(layout, self.pixels, self.bin)
+        self.used[str(path)] = key if source is not None else f"{self.default.name} (the model's)"
+        return self._views[key]

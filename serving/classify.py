@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from spizoo.core.labels import names_for
-from spizoo.data.frames import FrameFile
+from spizoo.data.frames import FrameFile, ViewFinder
 from spizoo.serving.predictor import Predictor
 
 
@@ -51,9 +51,10 @@ def classify_files(
     *,
     batch_size: int = 64,
     dataset: str | None = None,
+    view: ViewFinder | None = None,
 ) -> tuple[dict, dict]:
     """Classifies every frame of ``paths`` into ``out`` (``.h5`` or ``.csv``); returns (the summary, the
-    results as columns).
+    results as columns). Module-stacked frames go through ``view`` (:class:`~spizoo.data.frames.ViewFinder`).
 
     Raises:
         FileExistsError: if ``out`` exists.
@@ -64,7 +65,13 @@ def classify_files(
         raise ValueError(f"results file must end in .h5, .hdf5 or .csv, got {out.name}")
     if out.exists():
         raise FileExistsError(f"{out} exists; results are never overwritten, choose another name")
-    files = [FrameFile(p, dataset) for p in paths]
+    files = []
+    try:
+        files.extend(FrameFile(p, dataset, view=view) for p in paths)
+    except BaseException:
+        for f in files:
+            f.close()
+        raise
     try:
         total = sum(len(f) for f in files)
         columns: dict[str, list[np.ndarray]] = {"file_index": [], "frame": []}
@@ -87,6 +94,8 @@ def classify_files(
     names = [str(Path(p)) for p in paths]
     _write_results(out, results, names, predictor)
     summary = summarize(results, names, seconds, predictor)
+    if view is not None and view.used:
+        summary["geometry"] = {"files": dict(view.used), "bin": view.bin, "pixels": list(view.pixels)}
     summary["out"] = str(out)
     return summary, results
 

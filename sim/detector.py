@@ -15,6 +15,35 @@ import numpy as np
 from spizoo.core import masks
 
 
+def momentum_transfer(r_m: np.ndarray, wavelength_nm: float, *, ewald: str, distance_m: float) -> np.ndarray:
+    """``q = k r̂ - k ẑ`` in 1/nm for pixel positions ``r_m`` (…, 3) from the interaction point; ``ewald="flat"``
+    is the small-angle approximation ``k (x, y, 0) / D``."""
+    if not wavelength_nm > 0:
+        raise ValueError(f"wavelength_nm must be > 0, got {wavelength_nm}")
+    k = 2 * np.pi / wavelength_nm
+    if ewald == "curved":
+        q = k * r_m / np.linalg.norm(r_m, axis=-1, keepdims=True)
+        q[..., 2] -= k
+        return q
+    if ewald == "flat":
+        q = k * r_m / distance_m
+        q[..., 2] = 0.0
+        return q
+    raise ValueError(f"ewald must be 'curved' or 'flat', got {ewald!r}")
+
+
+def polarization_factor(r_m: np.ndarray, kind: str) -> np.ndarray:
+    """``1 - (r̂·x̂)²`` (``"x"``), ``1 - (r̂·ŷ)²`` (``"y"``) or ``(1 + r̂_z²)/2`` (``"unpolarized"``) per pixel."""
+    rhat = r_m / np.linalg.norm(r_m, axis=-1, keepdims=True)
+    if kind == "x":
+        return 1 - rhat[..., 0] ** 2
+    if kind == "y":
+        return 1 - rhat[..., 1] ** 2
+    if kind == "unpolarized":
+        return (1 + rhat[..., 2] ** 2) / 2
+    raise ValueError(f"polarization must be 'x', 'y' or 'unpolarized', got {kind!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Detector:
     """Geometry of one flat detector (all lengths in the unit named by the field).
@@ -68,19 +97,7 @@ class Detector:
             wavelength_nm: photon wavelength.
             ewald: ``"curved"`` (exact) or ``"flat"`` (small-angle approximation, q_z = 0).
         """
-        if not wavelength_nm > 0:
-            raise ValueError(f"wavelength_nm must be > 0, got {wavelength_nm}")
-        k = 2 * np.pi / wavelength_nm
-        r = self.pixel_positions_m()
-        if ewald == "curved":
-            q = k * r / np.linalg.norm(r, axis=-1, keepdims=True)
-            q[..., 2] -= k
-            return q
-        if ewald == "flat":
-            q = k * r / self.distance_m
-            q[..., 2] = 0.0
-            return q
-        raise ValueError(f"ewald must be 'curved' or 'flat', got {ewald!r}")
+        return momentum_transfer(self.pixel_positions_m(), wavelength_nm, ewald=ewald, distance_m=self.distance_m)
 
     def solid_angle_sr(self) -> np.ndarray:
         """Solid angle of each pixel, ``p² D / |r|³`` (ny, nx)."""
@@ -90,15 +107,7 @@ class Detector:
 
     def polarization(self, kind: str = "x") -> np.ndarray:
         """Polarisation factor per pixel: ``"x"``/``"y"`` linear, or ``"unpolarized"`` (ny, nx)."""
-        r = self.pixel_positions_m()
-        rhat = r / np.linalg.norm(r, axis=-1, keepdims=True)
-        if kind == "x":
-            return 1 - rhat[..., 0] ** 2
-        if kind == "y":
-            return 1 - rhat[..., 1] ** 2
-        if kind == "unpolarized":
-            return (1 + rhat[..., 2] ** 2) / 2
-        raise ValueError(f"polarization must be 'x', 'y' or 'unpolarized', got {kind!r}")
+        return polarization_factor(self.pixel_positions_m(), kind)
 
     def mask(self, *, bad_pixel_fraction: float = 0.0, rng=None) -> np.ndarray:
         """CXI pixel mask (uint32, 0 = good): panel gap, beam stop, and random dead pixels.

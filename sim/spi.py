@@ -29,6 +29,7 @@ from spizoo.sim import quaternion, shapes
 from spizoo.sim.amplitude import DEFAULT_EPS, Amplitude, box_form_factor
 from spizoo.sim.constants import wavelength_nm
 from spizoo.sim.detector import Detector
+from spizoo.sim.geometry import Geometry, GeometryConfig, View
 from spizoo.sim.photons import detect, expected_photons
 
 
@@ -145,6 +146,12 @@ class DetectorConfig:
         background_photons: mean Poisson background per pixel.
         readout_noise_photons: Gaussian readout noise (std, photons); > 0 makes counts non-integer.
         ewald: ``curved`` (exact) or ``flat`` (small-angle approximation).
+        geometry: a real detector (:class:`~spizoo.sim.geometry.GeometryConfig`: a CrystFEL ``.geom`` file or
+            an EXtra-geom detector). Patterns are then module-stacked frames of that detector, its pixels set
+            the pixel size (``pixel_size_um`` and ``panel_gap_px`` stay unset), the beam-centre jitter and the
+            beam stop are in its pixels, and ``pixels`` is the model's view: ``bin × bin`` detector pixels per
+            cell around the beam (:class:`~spizoo.sim.geometry.View`).
+        bin: detector pixels per view cell along each axis (with ``geometry`` only).
     """
 
     pixels: tuple[int, int] = (128, 128)
@@ -157,8 +164,20 @@ class DetectorConfig:
     background_photons: Range = (0.0, 0.02)
     readout_noise_photons: Range = (0.0, 0.0)
     ewald: str = "curved"
+    geometry: GeometryConfig | None = None
+    bin: int = 1
 
     def __post_init__(self):
+        if self.geometry is None and self.bin != 1:
+            raise ValueError(f"bin={self.bin} needs a geometry (the flat detector's pixels are the view)")
+        if self.bin < 1:
+            raise ValueError(f"bin must be >= 1, got {self.bin}")
+        if self.geometry is not None:
+            defaults = DetectorConfig()
+            for name in ("pixel_size_um", "panel_gap_px"):
+                if getattr(self, name) != getattr(defaults, name):
+                    value = list(getattr(self, name))
+                    raise ValueError(f"{name} comes from the detector geometry; remove it (got {value})")
         if len(self.pixels) != 2 or min(self.pixels) < 8:
             raise ValueError(f"pixels must be two counts >= 8, got {list(self.pixels)}")
         _check_range("pixel_size_um", self.pixel_size_um, positive=True)
@@ -197,14 +216,53 @@ class SpiConfig:
             raise ValueError(f"patterns_per_model must be >= 1, got {self.patterns_per_model}")
         p, b, d = self.particle, self.beam, self.detector
         # Worst case over the ranges: the largest q per pixel and at the corner, for the largest particle.
+        if d.geometry is None:
+            pixel_um = d.pixel_size_um[1]
+            max_angle = nominal_max_angle(Detector(shape=d.pixels, pixel_size_um=pixel_um, distance_m=d.distance_m[0]))
+        else:
+            layout = self.layout()
+            pixel_um = layout.pixel_size_um * d.bin
+            max_angle = nominal_max_angle(layout.placed(distance_m=d.distance_m[0]))
         check_detector_sees(
             circumradius_nm=p.circumradius_nm[1],
             voxel_nm=p.circumradius_nm[1] / p.radius_voxels,
             wavelength_nm=wavelength_nm(b.photon_energy_eV[1]),
-            pixel_size_um=d.pixel_size_um[1],
+            pixel_size_um=pixel_um,
             distance_m=d.distance_m[0],
-            pixels=d.pixels,
+            max_angle_rad=max_angle,
         )
+
+    def layout(self) -> Geometry | None:
+        """The detector geometry's layout (built once per config), or ``None`` for the flat detector."""
+        if self.detector.geometry is None:
+            return None
+        if "_layout" not in self.__dict__:
+            self.__dict__["_layout"] = self.detector.geometry.build()
+        return self.__dict__["_layout"]
+
+    def view(self) -> View | None:
+        """Module-stacked patterns → the model's ``detector.pixels`` view (``None``: patterns are the view)."""
+        if self.detector.geometry is None:
+            return None
+        if "_view" not in self.__dict__:
+            self.__dict__["_view"] = View(self.layout(), tuple(self.detector.pixels), self.detector.bin)
+        return self.__dict__["_view"]
+
+    def __getstate__(self):  # Beam pickles configs to its workers: they rebuild the layout, not unpickle 60 MB
+        return {k: v for k, v in self.__dict__.items() if k not in ("_layout", "_view")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+
+def nominal_max_angle(detector: Detector | Geometry) -> float:
+    """The largest scattering angle ``2θ`` a pixel sees with the beam at the detector's nominal centre
+    (the middle of a flat detector, the origin of a geometry); a jitter of a pixel or two is within the
+    margin of :func:`check_detector_sees`."""
+    if isinstance(detector, Detector):
+        half_diag = np.hypot(*detector.shape) / 2 * detector.pixel_size_um * 1e-6
+        return float(np.arctan(half_diag / detector.distance_m))
+    return detector.placed(distance_m=detector.distance_m).max_scattering_angle()
 
 
 def check_detector_sees(
@@ -214,13 +272,14 @@ def check_detector_sees(
     wavelength_nm: float,
     pixel_size_um: float,
     distance_m: float,
-    pixels,
+    max_angle_rad: float,
 ) -> None:
     """Raises ValueError if the detector cannot resolve the particle's pattern or its voxel grid cannot
     represent the detector's q range.
 
-    The pattern is resolved when a fringe of period ``π / circumradius`` spans at least two pixels; the
-    grid covers the detector when ``q_corner · voxel_nm <= π`` (the Nyquist limit of the voxels).
+    The pattern is resolved when a fringe of period ``π / circumradius`` spans at least two pixels (of the
+    model's view); the grid covers the detector when ``q_corner · voxel_nm <= π`` (the Nyquist limit of the
+    voxels), ``q_corner = 2k sin(2θ_max / 2)`` at the largest scattering angle ``2θ_max`` a pixel sees.
     """
     k = 2 * np.pi / wavelength_nm
     q_pixel = k * (pixel_size_um * 1e-6) / distance_m
@@ -231,8 +290,7 @@ def check_detector_sees(
             f"{pixel_size_um:g}, distance_m={distance_m:g}, wavelength_nm={wavelength_nm:.3g}); use a longer "
             "distance, smaller pixels or smaller particles"
         )
-    half_diag = np.hypot(pixels[0], pixels[1]) / 2 * pixel_size_um * 1e-6
-    q_corner = 2 * k * np.sin(np.arctan(half_diag / distance_m) / 2)
+    q_corner = 2 * k * np.sin(max_angle_rad / 2)
     if q_corner * voxel_nm > np.pi:
         raise ValueError(
             f"the detector corner reaches q = {q_corner:.3g} 1/nm, beyond the voxel grid's limit "
@@ -255,7 +313,7 @@ class ModelParams:
     electron_density_e_per_nm3: float
     photon_energy_eV: float
     fluence_photons_per_um2: float
-    detector: Detector
+    detector: Detector | Geometry
     bad_pixel_fraction: float
     background_photons: float
     readout_noise_photons: float
@@ -354,14 +412,22 @@ def sample_model(cfg: SpiConfig, seed: int, model_index: int) -> ModelParams:
     jitter = _uniform(rng, d.center_jitter_px)
     offset = rng.uniform(-jitter, jitter, size=2) if jitter else np.zeros(2)
     ny, nx = d.pixels
-    detector = Detector(
-        shape=(int(ny), int(nx)),
-        pixel_size_um=_uniform(rng, d.pixel_size_um),
-        distance_m=_uniform(rng, d.distance_m),
-        center_px=(float((ny - 1) / 2 + offset[0]), float((nx - 1) / 2 + offset[1])),
-        beam_stop_radius_px=_uniform(rng, d.beam_stop_radius_px),
-        panel_gap_px=int(round(_uniform(rng, d.panel_gap_px))),
-    )
+    layout = cfg.layout()
+    if layout is None:
+        detector = Detector(
+            shape=(int(ny), int(nx)),
+            pixel_size_um=_uniform(rng, d.pixel_size_um),
+            distance_m=_uniform(rng, d.distance_m),
+            center_px=(float((ny - 1) / 2 + offset[0]), float((nx - 1) / 2 + offset[1])),
+            beam_stop_radius_px=_uniform(rng, d.beam_stop_radius_px),
+            panel_gap_px=int(round(_uniform(rng, d.panel_gap_px))),
+        )
+    else:  # the same draws, in the geometry's own pixels (the (y, x) offset moves the beam)
+        p = layout.pixel_size_m
+        distance = _uniform(rng, d.distance_m)
+        stop = _uniform(rng, d.beam_stop_radius_px) * p
+        _uniform(rng, d.panel_gap_px)  # drawn and unused: the stream stays that of the flat detector
+        detector = layout.placed(distance_m=distance, beam_xy_m=(offset[1] * p, offset[0] * p), beam_stop_radius_m=stop)
     return ModelParams(
         model_index=model_index,
         shape=shape,
@@ -501,9 +567,9 @@ def simulate_model(cfg: SpiConfig, seed: int, model_index: int, shots: Sequence[
         circumradius_nm=model.circumradius_nm,
         voxel_nm=model.voxel_nm,
         wavelength_nm=model.wavelength_nm,
-        pixel_size_um=det.pixel_size_um,
+        pixel_size_um=det.pixel_size_um * cfg.detector.bin,
         distance_m=det.distance_m,
-        pixels=det.shape,
+        max_angle_rad=nominal_max_angle(det),
     )
     mask = det.mask(bad_pixel_fraction=model.bad_pixel_fraction, rng=seeds.rng(seed, model_index, 0))
     q = det.q_inv_nm(model.wavelength_nm, ewald=cfg.detector.ewald).reshape(-1, 3)

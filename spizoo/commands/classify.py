@@ -7,6 +7,7 @@ from pathlib import Path
 
 from spizoo import plots
 from spizoo.commands._common import add_model_args, load_predictor
+from spizoo.commands._view import add_view_args, view_finder
 from spizoo.serving.classify import classify_files
 
 DESCRIPTION = """\
@@ -18,8 +19,13 @@ DESCRIPTION = """\
     the model (http://HOST:8501/NAME, grpc://HOST:8500/NAME). The single-hit threshold is
     --threshold, else the run's evaluated operating point, else 0.5.
 
+    Module-stacked frames (n, modules, ss, fs), e.g. AGIPD's (n, 16, 512, 128), are summed into the
+    image the model was trained on (--bin x --bin pixels per cell, --pixels around the beam) through
+    their detector geometry: --geometry, else FILE.geom beside the file, else the model's detector.
+
     example:
       spizoo classify out/quick_run run_0042.cxi run_0043.cxi --out results/run_42_43.h5
+      spizoo classify out/agipd_run agipd_run_0007.cxi --geometry agipd_p2012.geom --out results/r7.h5
     """
 
 
@@ -27,11 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     parser.add_argument("files", nargs="+", help="CXI or HDF5 files")
     parser.add_argument("--out", required=True, help="results file (.h5 or .csv); never overwritten")
+    add_view_args(parser, model=True)
 
 
 def run(args: argparse.Namespace) -> dict:
     predictor = load_predictor(args.model, args.threshold)
-    summary, results = classify_files(predictor, args.files, args.out, batch_size=args.batch_size, dataset=args.dataset)
+    view = view_finder(args, args.model)
+    summary, results = classify_files(
+        predictor, args.files, args.out, batch_size=args.batch_size, dataset=args.dataset, view=view
+    )
     if "single_hit" in results and len(results["frame"]):
         path = Path(args.out).with_suffix(".png")
         summary["plot"] = str(plots.hit_rate(results["classes"], results["single_hit"], path))

@@ -8,6 +8,7 @@ import yaml
 
 from spizoo.beam_pipelines import ingest
 from spizoo.beam_pipelines.config import DatasetConfig
+from spizoo.commands._view import add_view_args
 
 PASSES_TO_BEAM = True
 DESCRIPTION = """\
@@ -15,6 +16,9 @@ DESCRIPTION = """\
     dataset_info.json, training statistics), so that spizoo train trains or fine-tunes on real data.
     --labels: CSV with columns file,frame,label (0-4 particles); only labelled frames are kept.
     Without it every frame is kept, unlabelled (-1). Frames go to splits in blocks of --unit-size.
+    Module-stacked frames (n, modules, ss, fs) are summed through their detector geometry (--geometry,
+    else FILE.geom beside each file) into --pixels images of --bin x --bin pixels around the beam: use
+    the bin and pixels of the model the data will train.
     Options of Apache Beam's pipeline are passed to Beam (e.g. --runner=FlinkRunner).
 
     example:
@@ -35,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unit-size", type=int, default=256, help="consecutive frames per unit (and split block)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the split assignment")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    add_view_args(parser, model=False)
 
 
 def _mapping(text: str, option: str) -> dict:
@@ -55,6 +60,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> dict:
         seed=args.seed,
         image_dataset=args.dataset or "",
         unit_size=args.unit_size,
+        geometry=args.geometry or "",
+        bin=args.bin or 1,
+        pixels=tuple(args.pixels or (128, 128)),
     )
     info, counters = ingest.run(config, args.out, beam_args, overwrite=args.overwrite)
     splits = {k: {"examples": v["examples"], "classes": v["classes"]} for k, v in info["splits"].items()}

@@ -23,6 +23,8 @@ from spizoo.sim.parallel import iterate_patterns
 DESCRIPTION = """\
     Simulate patterns 0..N-1 of a config into OUT/patterns.cxi (CXI layout, SI units, labels and
     parameters under /entry_1/spizoo), OUT/contact_sheet.png and OUT/config.yaml (resolved config).
+    On a detector geometry (sim.detector.geometry), frames are module-stacked and OUT/patterns.geom
+    (CrystFEL) describes them; the contact sheet shows the model's view.
 
     With --augment, also OUT/augment.png: pattern 0 under each filter of the config's augmentation
     policy (seed 001 appendix D), side by side.
@@ -31,6 +33,7 @@ DESCRIPTION = """\
       spizoo simulate configs/quickstart.yaml -n 64 --out out/sim
       spizoo simulate configs/sim_msft.yaml -n 32 --out out/msft --augment
       spizoo simulate configs/sim_spi.yaml -n 1000 --out out/spi --set sim.detector.distance_m=[0.4,0.5]
+      spizoo simulate configs/sim_spi_agipd.yaml -n 16 --out out/agipd
     """
 CONTACT_SHEET_TILES = 64
 
@@ -99,7 +102,21 @@ def simulate(
     counts = np.zeros(NUM_CLASSES, dtype=int)
     tiles, titles = [], []
     stride = max(1, n // CONTACT_SHEET_TILES)  # tiles spread over the run, so that several models show
-    with CXIWriter(cxi_path, tuple(config.sim.detector.pixels), overwrite=overwrite) as writer:
+    layout = config.sim.layout() if isinstance(config.sim, spi.SpiConfig) else None
+    view = config.sim.view() if layout is not None else None
+    summary = {}
+    if layout is not None:  # written first: a patterns.cxi is never without its geometry
+        d, b = config.sim.detector, config.sim.beam
+        summary["geometry"] = str(
+            layout.placed(distance_m=sum(d.distance_m) / 2).write_crystfel(
+                out / "patterns.geom",
+                photon_energy_eV=sum(b.photon_energy_eV) / 2,
+                data_path="/entry_1/instrument_1/detector_1/data",
+                mask_path="/entry_1/instrument_1/detector_1/mask",
+            )
+        )
+    shape = layout.shape if layout is not None else tuple(config.sim.detector.pixels)
+    with CXIWriter(cxi_path, shape, overwrite=overwrite) as writer:
         patterns = iterate_patterns(config.sim, config.seed, n, workers=workers)
         for i, p in enumerate(tqdm(patterns, total=n, desc="simulate", unit="pattern")):
             rec = _record(config, p)
@@ -109,19 +126,20 @@ def simulate(
                 mask=rec["mask"],
                 distance_m=det.distance_m,
                 pixel_size_m=det.pixel_size_um * 1e-6,
-                center_px=det.center,
+                center_px=det.center if view is None else None,
                 photon_energy_eV=rec["photon_energy_eV"],
                 extras=rec["extras"],
             )
             if rec["label"] is not None:
                 counts[rec["label"]] += 1
             if i % stride == 0 and len(tiles) < CONTACT_SHEET_TILES:
-                tiles.append(p.image)
+                tiles.append(p.image if view is None else view(p.image))
                 titles.append(rec["title"])
     is_spi = isinstance(config.sim, spi.SpiConfig)
-    sheet = contact_sheet(tiles, titles, out / "contact_sheet.png", log=is_spi)
+    shown = [k * stride for k in range(len(tiles))]  # the frame index of each tile in patterns.cxi
+    sheet = contact_sheet(tiles, titles, out / "contact_sheet.png", log=is_spi, indices=shown)
     dump_config(config, out / "config.yaml")
-    summary = {"patterns": str(cxi_path), "contact_sheet": str(sheet), "config": str(out / "config.yaml")}
+    summary = {"patterns": str(cxi_path), **summary, "contact_sheet": str(sheet), "config": str(out / "config.yaml")}
     if is_spi:
         summary["classes"] = {CLASS_NAMES[i]: int(c) for i, c in enumerate(counts)}
     return summary
@@ -131,9 +149,11 @@ def augment_sheet(config: experiment.Config, out: str | Path) -> Path:
     """PNG of pattern 0 under each filter of the config's augmentation policy once, side by side (drawn from
     pattern 0's own augmentation stream, the one ``spizoo generate`` uses for it)."""
     first = next(iterate_patterns(config.sim, config.seed, 1))
+    view = config.sim.view() if isinstance(config.sim, spi.SpiConfig) else None
+    image = first.image if view is None else view(first.image)  # filters act on the model's view
     policy = dataclasses.replace(config.augment, copies=len(config.augment.filters), pick="cycle")
-    filtered = policy.apply(first.image, seeds.augment_rng(config.seed, 0, 0))
-    images = [first.image] + [img for _, img in filtered]
+    filtered = policy.apply(image, seeds.augment_rng(config.seed, 0, 0))
+    images = [image] + [img for _, img in filtered]
     names = ["original"] + [name for name, _ in filtered]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

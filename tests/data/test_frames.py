@@ -10,6 +10,7 @@ import pytest
 from spizoo.core import masks
 from spizoo.data.cxi import CXIWriter
 from spizoo.data.frames import FrameFile
+from spizoo.sim.geometry import Geometry, View
 
 
 def _cxi(path, n=5, shape=(6, 8)):
@@ -74,7 +75,7 @@ def test_cheetah_num_events_axes_and_plain_hdf5(tmp_path):
         f.create_dataset("scan/one", data=np.ones((5, 5)))
     with FrameFile(tmp_path / "cheetah.cxi") as f:
         assert len(f) == 6  # frames allocated but not written are not frames
-    with pytest.raises(ValueError, match="assemble detector modules"):
+    with pytest.raises(ValueError, match=r"module-stacked frames \(16 modules of 4x4 pixels\); give their detector"):
         FrameFile(tmp_path / "cheetah.cxi", "entry_1/instrument_1/detector_1/data")
     with FrameFile(tmp_path / "cheetah.cxi", "/scan/images") as f:
         assert len(f) == 3 and f.frame(2).shape == (5, 5)
@@ -131,3 +132,28 @@ def test_memory_stays_bounded_while_streaming_a_file_many_times_a_batch(tmp_path
     )
     grown_kb = int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
     assert grown_kb < 32 * 1024, f"streaming a 128 MiB file grew the process by {grown_kb} kB"
+
+
+def test_module_stacked_frames_read_through_their_view_with_the_mask_applied_first(tmp_path):
+    geo = Geometry.named("ePix10k", distance_m=0.5)
+    frames = np.random.default_rng(2).poisson(2.0, (5, *geo.shape)).astype(np.float32)
+    mask = np.zeros(geo.shape, np.uint32)
+    mask[0, :100] = masks.DEAD
+    with h5py.File(tmp_path / "epix.cxi", "w") as f:
+        d = f.create_dataset("entry_1/instrument_1/detector_1/data", data=frames)
+        d.attrs["axes"] = "experiment_identifier:module_identifier:y:x"
+        f["entry_1/instrument_1/detector_1/mask"] = mask
+        f["entry_1/data_1/data"] = h5py.SoftLink("/entry_1/instrument_1/detector_1/data")
+    view = View(geo, pixels=(40, 48), bin=8)
+    asked = []
+    with FrameFile(tmp_path / "epix.cxi", view=lambda path: asked.append(path) or view) as f:
+        assert f.modular and f.frame_shape == (40, 48) and len(f) == 5 and asked == [tmp_path / "epix.cxi"]
+        np.testing.assert_array_equal(f.read(1, 4), view(frames[1:4], mask))
+        assert f.frame(0).sum() == view(np.where(mask == 0, frames[0], 0)).sum() < view(frames[0]).sum()
+    with pytest.raises(ValueError, match=r"frames of 1 modules of 352x384 pixels do not match the AGIPD-1M geometry"):
+        FrameFile(tmp_path / "epix.cxi", view=View(Geometry.named("AGIPD-1M"), bin=8))
+
+
+def test_a_directory_is_named_as_one(tmp_path):
+    with pytest.raises(IsADirectoryError, match=r"is a directory, not a CXI/HDF5 file"):
+        FrameFile(tmp_path)

@@ -1,0 +1,105 @@
+"""A real detector end to end: simulate module-stacked frames on a geometry, generate, train, classify; the
+training data and the classified frames go through the same view."""
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from spizoo import experiment
+from spizoo.beam_pipelines import generate, ingest
+from spizoo.beam_pipelines.config import DatasetConfig
+from spizoo.commands import simulate
+from spizoo.commands._common import load_predictor
+from spizoo.data import schema
+from spizoo.data.frames import ViewFinder
+from spizoo.data.tfrecord import read_records
+from spizoo.models import training
+from spizoo.serving.classify import classify_files
+from spizoo.sim.geometry import Geometry, View
+
+IN_MEMORY = ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
+
+
+@pytest.fixture(scope="module")
+def epix(tmp_path_factory):
+    """A tiny classifier trained on an ePix10k (352×384 pixels of 100 µm) seen 8×8-binned, 32×32 around the
+    beam; and 6 patterns of the same config simulated to a module-stacked CXI file with its .geom file."""
+    root = tmp_path_factory.mktemp("epix")
+    text = yaml.safe_load(open("configs/quickstart.yaml"))
+    text["sim"]["patterns_per_model"] = 4
+    text["sim"]["detector"] = {"geometry": {"detector": "ePix10k"}, "bin": 8, "pixels": [32, 32]}
+    text["dataset"].update(patterns=48, shards={"train": 1, "validation": 1, "test": 1})
+    text["dataset"]["splits"] = {"train": 0.6, "validation": 0.2, "test": 0.2}
+    text["data"] = {"crop": 24, "batch_size": 16}
+    text["train"] = {"epochs": 1, "mixed_precision": "float32"}
+    (root / "epix.yaml").write_text(yaml.safe_dump(text))
+    config = experiment.load(root / "epix.yaml")
+    generate.run(config, root / "ds", IN_MEMORY)
+    training.train(config, root / "ds", root / "run")
+    simulate.simulate(config, 6, root / "sim", workers=1)
+    return config, root
+
+
+def test_simulate_writes_module_stacked_frames_and_a_geometry_extra_geom_reads(epix):
+    config, root = epix
+    with h5py.File(root / "sim" / "patterns.cxi") as f:
+        data = f["entry_1/instrument_1/detector_1/data"]
+        assert data.shape == (6, 1, 352, 384)
+        assert data.attrs["axes"] == "experiment_identifier:module_identifier:y:x"
+        assert f["entry_1/instrument_1/detector_1/mask"].shape == (6, 1, 352, 384)
+    layout = Geometry.from_crystfel(root / "sim" / "patterns.geom")
+    assert layout.name == "ePix10k"
+    np.testing.assert_allclose(layout.positions_m, config.sim.layout().positions_m, atol=1e-12)
+
+
+def _images(dataset):
+    """{(second and third part of the key): image} of every example of a dataset directory."""
+    out = {}
+    for shard in sorted(dataset.glob("*.tfrecord-*")):
+        with open(shard, "rb") as f:
+            for record in read_records(f, shard.name):
+                ex = schema.decode_example(record)
+                key = ex["key"].decode() if isinstance(ex["key"], bytes) else str(ex["key"])
+                out[tuple(key.split("/")[1:3])] = ex["image"]
+    return out
+
+
+def test_training_examples_are_the_view_of_the_simulated_frames_as_ingest_reads_them(epix, tmp_path):
+    config, root = epix
+    view = config.sim.view()
+    examples = _images(root / "ds")
+    assert len(examples) == 48 and next(iter(examples.values())).shape == (32, 32)
+    with h5py.File(root / "sim" / "patterns.cxi") as f:
+        frames = f["entry_1/instrument_1/detector_1/data"][()]
+    for i, frame in enumerate(frames):  # patterns 0–5 of the same seed: models 0 and 1
+        np.testing.assert_array_equal(examples[tuple(map(str, divmod(i, 4)))], view(frame))
+    # spizoo ingest of the module-stacked file (its .geom beside it) writes the same images.
+    ingest_config = ingest.make_config(
+        [str(root / "sim" / "patterns.cxi")], labels=None, dataset=DatasetConfig(name="real"), bin=8, pixels=(32, 32)
+    )
+    ingest.run(ingest_config, tmp_path / "ingested", IN_MEMORY)
+    ingested = _images(tmp_path / "ingested")
+    assert len(ingested) == 6
+    for i in range(6):
+        np.testing.assert_array_equal(ingested[("patterns.cxi", str(i))], examples[tuple(map(str, divmod(i, 4)))])
+
+
+def test_classify_of_module_stacked_frames_equals_classify_of_their_views(epix, tmp_path):
+    config, root = epix
+    cxi = root / "sim" / "patterns.cxi"
+    predictor = load_predictor(str(root / "run"))
+    finder = ViewFinder(pixels=(32, 32), bin=8)  # the .geom beside the file
+    summary, stacked = classify_files(predictor, [cxi], tmp_path / "stacked.h5", view=finder)
+    assert summary["frames"] == 6 and summary["geometry"]["files"] == {str(cxi): str(cxi.with_suffix(".geom"))}
+    view = View(Geometry.from_crystfel(cxi.with_suffix(".geom")), (32, 32), 8)
+    with h5py.File(cxi) as f:
+        images = view(f["entry_1/instrument_1/detector_1/data"][()], f["entry_1/instrument_1/detector_1/mask"][()])
+    with h5py.File(tmp_path / "flat.h5", "w") as f:
+        f["entry_1/data_1/data"] = images
+    _, flat = classify_files(predictor, [tmp_path / "flat.h5"], tmp_path / "flat_results.h5")
+    np.testing.assert_array_equal(stacked["probabilities"], flat["probabilities"])
+    # Without a geometry beside the file or given, module-stacked frames are refused, naming what to pass.
+    (tmp_path / "alone.cxi").write_bytes(cxi.read_bytes())
+    with pytest.raises(ValueError, match=r"alone.cxi: .* module-stacked frames \(1 modules of 352x384 .*--geometry"):
+        classify_files(predictor, [tmp_path / "alone.cxi"], tmp_path / "x.h5", view=ViewFinder())
