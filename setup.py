@@ -36,6 +36,7 @@ setup(
         "grpcio",
         "tensorflow-serving-api==2.21.*",
         "extra-geom>=1.17,<2",  # detector geometries (CrystFEL .geom, EuXFEL/LCLS detectors); checked on 1.17
+        "extra-data>=1.25,<2",  # European XFEL run directories; checked on 1.25
     ],
     extras_require={"dev": ["pytest>=8", "ruff>=0.6"]},
     entry_points={"console_scripts": ["spizoo=spizoo.cli:main"]},

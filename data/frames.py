@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 
 from spizoo.core import masks
+from spizoo.data.euxfel import RunFrames, is_run_directory
 from spizoo.sim.geometry import Geometry, View
 
 J_PER_EV = 1.602176634e-19
@@ -73,7 +74,7 @@ class FrameFile:
         if not self.path.exists():
             raise FileNotFoundError(f"no such file: {self.path}")
         if self.path.is_dir():
-            raise IsADirectoryError(f"{self.path} is a directory, not a CXI/HDF5 file")
+            raise IsADirectoryError(f"{self.path} is a directory, not a CXI/HDF5 file or a European XFEL run")
         try:
             self.file = h5py.File(self.path, "r", locking=False)
         except OSError as err:
@@ -293,3 +294,18 @@ class ViewFinder:
             self._views[key] = View(layout, self.pixels, self.bin)
         self.used[str(path)] = key if source is not None else f"{self.default.name} (the model's)"
         return self._views[key]
+
+
+def open_frames(
+    path: str | Path,
+    dataset: str | None = None,
+    *,
+    view: View | Callable[[Path], View | None] | None = None,
+    source: str | None = None,
+    trains: slice = slice(None),
+):
+    """The frames of ``path``: a :class:`FrameFile` for a CXI/HDF5 file (``dataset``), a
+    :class:`~spizoo.data.euxfel.RunFrames` for a European XFEL run directory (``source``, ``trains``)."""
+    if is_run_directory(path):
+        return RunFrames(path, source=source, view=view, trains=trains)
+    return FrameFile(path, dataset, view=view)

@@ -20,8 +20,10 @@ import numpy as np
 from tqdm import tqdm
 
 from spizoo.core.labels import names_for
-from spizoo.data.frames import FrameFile, ViewFinder
+from spizoo.data.frames import FrameFile, ViewFinder, open_frames
 from spizoo.serving.predictor import Predictor
+
+RUN_IDS = ("train_id", "pulse_id", "cell_id")
 
 
 def _prefetched(files: list[FrameFile], batch_size: int, starts: dict | None = None) -> Iterator[tuple]:
@@ -52,9 +54,13 @@ def classify_files(
     batch_size: int = 64,
     dataset: str | None = None,
     view: ViewFinder | None = None,
+    source: str | None = None,
+    trains: slice = slice(None),
 ) -> tuple[dict, dict]:
-    """Classifies every frame of ``paths`` into ``out`` (``.h5`` or ``.csv``); returns (the summary, the
-    results as columns). Module-stacked frames go through ``view`` (:class:`~spizoo.data.frames.ViewFinder`).
+    """Classifies every frame of ``paths`` (CXI/HDF5 files, European XFEL run directories) into ``out``
+    (``.h5`` or ``.csv``); returns (the summary, the results as columns). Module-stacked frames go through
+    ``view`` (:class:`~spizoo.data.frames.ViewFinder`); runs give each frame's ``train_id``, ``pulse_id``
+    and ``cell_id`` (-1 for frames of files), from detector ``source`` and the run's ``trains``.
 
     Raises:
         FileExistsError: if ``out`` exists.
@@ -67,7 +73,7 @@ def classify_files(
         raise FileExistsError(f"{out} exists; results are never overwritten, choose another name")
     files = []
     try:
-        files.extend(FrameFile(p, dataset, view=view) for p in paths)
+        files.extend(open_frames(p, dataset, view=view, source=source, trains=trains) for p in paths)
     except BaseException:
         for f in files:
             f.close()
@@ -77,10 +83,15 @@ def classify_files(
         columns: dict[str, list[np.ndarray]] = {"file_index": [], "frame": []}
         start = time.perf_counter()
         with tqdm(total=total, desc="classify", unit="frame") as bar:
+            runs = any(hasattr(f, "frame_ids") for f in files)
             for i, first, frames in _prefetched(files, batch_size):
                 outputs = predictor.predict(frames)
                 columns["file_index"].append(np.full(len(frames), i, np.int32))
                 columns["frame"].append(np.arange(first, first + len(frames), dtype=np.int64))
+                if runs:
+                    ids = files[i].frame_ids(first, first + len(frames)) if hasattr(files[i], "frame_ids") else {}
+                    for key in RUN_IDS:
+                        columns.setdefault(key, []).append(ids.get(key, np.full(len(frames), -1, np.int64)))
                 for key, value in outputs.items():
                     columns.setdefault(key, []).append(np.asarray(value))
                 bar.update(len(frames))

@@ -1,6 +1,10 @@
 """Shared fixtures: tiny, fast simulator configs, and small trained and exported models."""
 
+import h5py
+import numpy as np
 import pytest
+from extra_data.tests import make_examples
+from mock_runs import euxfel_module_file  # tests/ is on the path
 
 from spizoo.beam_pipelines import generate
 from spizoo.commands.export import export_run
@@ -62,3 +66,19 @@ def exported(runs, tmp_path_factory):
     for name, (run, _) in runs.items():
         export_run(run, base, name)
     return base
+
+
+@pytest.fixture(scope="session")
+def euxfel_run(tmp_path_factory):
+    """make_spb_run's calibrated AGIPD-1M run (64 trains of 64 frames), with Poisson counts written into the
+    first two trains of every module and module 3's first frame flagged bad in its first 100 rows."""
+    path = tmp_path_factory.mktemp("r0238")
+    make_examples.make_spb_run(str(path), raw=False)
+    rng = np.random.default_rng(0)
+    for m in range(16):
+        name, group = euxfel_module_file(path, m)
+        with h5py.File(name, "r+") as f:
+            f[f"{group}/data"][:128] = rng.poisson(0.05, (128, 512, 128)).astype(np.float32)
+            if m == 3:
+                f[f"{group}/mask"][0, :100] = 1 << 3  # an EuXFEL bad-pixel bit
+    return path

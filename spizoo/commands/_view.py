@@ -1,5 +1,6 @@
-"""``--geometry``, ``--bin`` and ``--pixels``: how module-stacked frames (AGIPD, JUNGFRAU, …) become model
-images for the verbs that read experiment files (classify, ingest, monitor)."""
+"""How the verbs that read experiment data (classify, ingest, monitor) find it: ``--geometry``, ``--bin``
+and ``--pixels`` (module-stacked frames of AGIPD, JUNGFRAU, … → model images), ``--source`` and ``--trains``
+(European XFEL run directories)."""
 
 from __future__ import annotations
 
@@ -61,3 +62,24 @@ def view_finder(args: argparse.Namespace, model: str | None = None) -> ViewFinde
         bin=args.bin if args.bin is not None else bin,
         default=default,
     )
+
+
+def add_run_args(parser: argparse.ArgumentParser) -> None:
+    """``--source`` and ``--trains`` for European XFEL run directories."""
+    parser.add_argument(
+        "--source",
+        help="detector of a European XFEL run: its name (SPB_DET_AGIPD1M-1) or a glob of its module sources "
+        "(SPB_DET_AGIPD1M-1/DET/*CH0:xtdf) (default: the run's only multi-module detector)",
+    )
+    parser.add_argument(
+        "--trains", type=trains_slice, default=slice(None), metavar="START:STOP",
+        help="trains of a run by index, as a Python slice (default: all)",
+    )  # fmt: skip
+
+
+def trains_slice(text: str) -> slice:
+    """``START:STOP`` (either may be empty) as a slice; argparse reports the ValueError as a bad --trains."""
+    parts = text.split(":")
+    if len(parts) != 2 or not all(p.strip().lstrip("-").isdigit() or not p.strip() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected START:STOP train indices such as 0:100, got {text!r}")
+    return slice(*(int(p) if p.strip() else None for p in parts))

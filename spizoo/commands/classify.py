@@ -7,7 +7,7 @@ from pathlib import Path
 
 from spizoo import plots
 from spizoo.commands._common import add_model_args, load_predictor
-from spizoo.commands._view import add_view_args, view_finder
+from spizoo.commands._view import add_run_args, add_view_args, view_finder
 from spizoo.serving.classify import classify_files
 
 DESCRIPTION = """\
@@ -22,25 +22,37 @@ DESCRIPTION = """\
     Module-stacked frames (n, modules, ss, fs), e.g. AGIPD's (n, 16, 512, 128), are summed into the
     image the model was trained on (--bin x --bin pixels per cell, --pixels around the beam) through
     their detector geometry: --geometry, else FILE.geom beside the file, else the model's detector.
+    A European XFEL run directory (calibrated data) is read a few trains at a time (--source, --trains);
+    its results carry train_id, pulse_id and cell_id per frame.
 
     example:
       spizoo classify out/quick_run run_0042.cxi run_0043.cxi --out results/run_42_43.h5
       spizoo classify out/agipd_run agipd_run_0007.cxi --geometry agipd_p2012.geom --out results/r7.h5
+      spizoo classify out/agipd_run /gpfs/exfel/exp/SPB/202401/p002012/proc/r0042 --geometry agipd.geom \
+          --source SPB_DET_AGIPD1M-1 --out results/r42.h5
     """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
-    parser.add_argument("files", nargs="+", help="CXI or HDF5 files")
+    parser.add_argument("files", nargs="+", help="CXI or HDF5 files, or European XFEL run directories")
     parser.add_argument("--out", required=True, help="results file (.h5 or .csv); never overwritten")
     add_view_args(parser, model=True)
+    add_run_args(parser)
 
 
 def run(args: argparse.Namespace) -> dict:
     predictor = load_predictor(args.model, args.threshold)
     view = view_finder(args, args.model)
     summary, results = classify_files(
-        predictor, args.files, args.out, batch_size=args.batch_size, dataset=args.dataset, view=view
+        predictor,
+        args.files,
+        args.out,
+        batch_size=args.batch_size,
+        dataset=args.dataset,
+        view=view,
+        source=args.source,
+        trains=args.trains,
     )
     if "single_hit" in results and len(results["frame"]):
         path = Path(args.out).with_suffix(".png")

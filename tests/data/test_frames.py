@@ -155,5 +155,5 @@ def test_module_stacked_frames_read_through_their_view_with_the_mask_applied_fir
 
 
 def test_a_directory_is_named_as_one(tmp_path):
-    with pytest.raises(IsADirectoryError, match=r"is a directory, not a CXI/HDF5 file"):
+    with pytest.raises(IsADirectoryError, match=r"is a directory, not a CXI/HDF5 file or a European XFEL run"):
         FrameFile(tmp_path)

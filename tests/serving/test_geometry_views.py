@@ -5,6 +5,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from mock_runs import euxfel_module_file  # tests/ is on the path
 
 from spizoo import experiment
 from spizoo.beam_pipelines import generate, ingest
@@ -103,3 +104,30 @@ def test_classify_of_module_stacked_frames_equals_classify_of_their_views(epix, 
     (tmp_path / "alone.cxi").write_bytes(cxi.read_bytes())
     with pytest.raises(ValueError, match=r"alone.cxi: .* module-stacked frames \(1 modules of 352x384 .*--geometry"):
         classify_files(predictor, [tmp_path / "alone.cxi"], tmp_path / "x.h5", view=ViewFinder())
+
+
+def test_classify_of_a_european_xfel_run_carries_train_pulse_and_cell_ids(runs, euxfel_run, tmp_path):
+    """A run directory (EXtra-data's mock AGIPD-1M run) classified through its geometry equals classifying
+    the same frames' views from a file; every frame keeps its train, pulse and memory cell."""
+    run_dir, _ = runs["hits"]
+    predictor = load_predictor(str(run_dir))
+    geom = Geometry.named("AGIPD-1M").write_crystfel(tmp_path / "agipd.geom")
+    finder = ViewFinder(geom, pixels=(32, 32), bin=8)
+    summary, results = classify_files(predictor, [euxfel_run], tmp_path / "r.h5", view=finder, trains=slice(0, 2))
+    assert summary["frames"] == 128
+    assert results["train_id"].tolist() == [10000] * 64 + [10001] * 64
+    assert results["pulse_id"].tolist() == results["cell_id"].tolist() == [*range(64)] * 2
+    with h5py.File(tmp_path / "r.h5") as f:
+        assert f["train_id"].shape == (128,) and f["cell_id"][()].tolist() == results["cell_id"].tolist()
+    view = View(Geometry.from_crystfel(geom), (32, 32), 8)
+    data, mask = [], []
+    for m in range(16):
+        name, group = euxfel_module_file(euxfel_run, m)
+        with h5py.File(name) as f:
+            data.append(f[f"{group}/data"][:128])
+            mask.append(f[f"{group}/mask"][:128])
+    with h5py.File(tmp_path / "views.h5", "w") as f:
+        f["entry_1/data_1/data"] = view(np.stack(data, 1), np.stack(mask, 1))
+    _, flat = classify_files(predictor, [tmp_path / "views.h5"], tmp_path / "views_results.h5")
+    np.testing.assert_array_equal(results["probabilities"], flat["probabilities"])
+    assert "train_id" not in flat  # files without runs keep today's columns
