@@ -37,7 +37,8 @@ setup(
         "tensorflow-serving-api==2.21.*",
         "extra-geom>=1.17,<2",  # detector geometries (CrystFEL .geom, EuXFEL/LCLS detectors); checked on 1.17
         "extra-data>=1.25,<2",  # European XFEL run directories; checked on 1.25
+        "karabo-bridge>=0.7,<1",  # European XFEL's live stream client (spizoo monitor --karabo-bridge)
     ],
-    extras_require={"dev": ["pytest>=8", "ruff>=0.6"]},
+    extras_require={"dev": ["pytest>=8", "ruff>=0.6", "psutil"]},  # psutil: karabo-bridge-serve-files in tests
     entry_points={"console_scripts": ["spizoo=spizoo.cli:main"]},
 )

@@ -283,16 +283,19 @@ class ViewFinder:
         self.used: dict[str, str] = {}
         self._views: dict[str, View] = {}
 
-    def __call__(self, path: Path) -> View | None:
-        beside = Path(path).with_suffix(".geom")
-        source = self.geometry or (beside if beside.is_file() else None)
+    def __call__(self, path: Path | None) -> View | None:
+        """The view of file ``path`` (``None``: of a stream, which has no file beside it)."""
+        beside = Path(path).with_suffix(".geom") if path is not None else None
+        source = self.geometry or (beside if beside is not None and beside.is_file() else None)
         key = str(source) if source is not None else "default"
         if source is None and self.default is None:
             return None
         if key not in self._views:
             layout = Geometry.from_crystfel(source) if source is not None else self.default
             self._views[key] = View(layout, self.pixels, self.bin)
-        self.used[str(path)] = key if source is not None else f"{self.default.name} (the model's)"
+        self.used[str(path) if path is not None else "stream"] = (
+            key if source is not None else f"{self.default.name} (the model's)"
+        )
         return self._views[key]
 
 

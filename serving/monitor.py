@@ -7,7 +7,14 @@ file, how many frames are done and how many bytes of results are complete. A fil
 yet (half written) is retried; after ``retries`` failures it is reported as corrupt and skipped until it
 changes. A restart truncates the results to the recorded length and continues, so no frame is classified
 twice and none is lost. The terminal gets one line per scan with new frames; ``OUT/monitor.png`` the
-running hit rate and single-hit fraction.
+running hit rate and single-hit fraction. Module-stacked files go through their detector's view.
+
+:class:`BridgeMonitor` does the same for a live karabo-bridge stream (European XFEL's online data): each
+train's detector modules are stacked (EXtra-data's ``stack_detector_data``), put through the view and
+classified; ``OUT/monitor.csv`` holds a row per frame with its train, pulse and memory cell, and
+``OUT/monitor_state.json`` the last train done, so a restart never classifies a train twice (a bridge that
+replays from the start is skipped up to where the last run stopped). A stream that pauses or a bridge that
+restarts is waited for: after ``timeout`` seconds without a train the client reconnects and says so.
 """
 
 from __future__ import annotations
@@ -23,12 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from spizoo.data.frames import FrameFile
+from spizoo.data.frames import FrameFile, ViewFinder
 from spizoo.serving.client import ServingClientError
 from spizoo.serving.predictor import ModelOutputError, Predictor
 
 RESULTS, STATE, PLOT = "monitor.csv", "monitor_state.json", "monitor.png"
 COLUMNS = ["file", "frame", "class", "single_hit_score", "single_hit"]
+BRIDGE_COLUMNS = ["train_id", "pulse_id", "cell_id", "class", "single_hit_score", "single_hit"]
 HISTORY = 100_000  # frames kept for the plot
 
 
@@ -52,15 +60,21 @@ class Monitor:
         retries: int = 5,
         dataset: str | None = None,
         plot: Callable | None = None,
+        view: ViewFinder | None = None,
     ):
-        self.predictor, self.directory, self.out = predictor, Path(directory), Path(out)
+        self.directory = Path(directory)
         if not self.directory.is_dir():
             raise FileNotFoundError(f"{self.directory} is not a directory")
-        self.pattern, self.window, self.batch_size = pattern, window, batch_size
-        self.retries, self.dataset, self._plot = retries, dataset, plot
+        self.pattern, self.retries, self.dataset, self.view = pattern, retries, dataset, view
+        self._open(predictor, out, COLUMNS, {"results_bytes": 0, "files": {}}, window, batch_size, plot)
+
+    def _open(self, predictor, out, columns, state, window, batch_size, plot) -> None:
+        """Results, state and history in ``out``, resumed from what a previous run left."""
+        self.predictor, self.out, self.columns = predictor, Path(out), columns
+        self.window, self.batch_size, self._plot = window, batch_size, plot
         self.out.mkdir(parents=True, exist_ok=True)
         self.results = self.out / RESULTS
-        self.state = {"results_bytes": 0, "files": {}}
+        self.state = state
         if (self.out / STATE).exists():
             self.state = json.loads((self.out / STATE).read_text())
         self.history: deque = deque(maxlen=HISTORY)  # (class, single hit) per frame, in processing order
@@ -70,14 +84,20 @@ class Monitor:
     def _resume(self) -> None:
         """Drops results written after the last saved state (a crash between the two), reloads the history."""
         if not self.results.exists():
-            self.results.write_text(",".join(COLUMNS) + "\n")
+            self.results.write_text(",".join(self.columns) + "\n")
             self.state["results_bytes"] = self.results.stat().st_size
             self._save_state()
             return
         with open(self.results, "r+b") as f:
             f.truncate(self.state["results_bytes"])
         with open(self.results, newline="") as f:
-            for row in csv.DictReader(f):
+            reader = csv.DictReader(f)
+            if reader.fieldnames != self.columns:
+                raise ValueError(
+                    f"{self.results} holds results of another kind of monitor (columns {reader.fieldnames}); "
+                    "give another --out"
+                )
+            for row in reader:
                 self.history.append((int(row["class"]), row["single_hit"] == "1"))
                 self.times.append(np.nan)  # not recorded in the results
 
@@ -97,7 +117,7 @@ class Monitor:
                 continue
             entry["mtime"] = mtime
             try:
-                with FrameFile(path, self.dataset) as frames:
+                with FrameFile(path, self.dataset, view=self.view) as frames:
                     entry["corrupt"] = False
                     for first, batch in frames.batches(self.batch_size, entry["done"]):
                         self._classify(name, first, batch)
@@ -125,6 +145,10 @@ class Monitor:
         self._save_state()
 
     def _classify(self, name: str, first: int, frames: np.ndarray) -> None:
+        self._append([[name, first + i] for i in range(len(frames))], frames)
+
+    def _append(self, keys: list[list], frames: np.ndarray) -> None:
+        """Classifies ``frames`` and appends a results row per frame: its ``keys``, class, score, flag."""
         outputs = self.predictor.predict(frames)
         if "single_hit_score" not in outputs:
             raise ModelOutputError(f"spizoo monitor needs a hit classifier; this model gives {sorted(outputs)}")
@@ -134,8 +158,8 @@ class Monitor:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         now = time.time()
-        for i in range(len(frames)):
-            writer.writerow([name, first + i, int(classes[i]), f"{scores[i]:.6f}", int(single[i])])
+        for i, key in enumerate(keys):
+            writer.writerow([*key, int(classes[i]), f"{scores[i]:.6f}", int(single[i])])
             self.history.append((int(classes[i]), bool(single[i])))
             self.times.append(now)
         data = buffer.getvalue().encode()
@@ -148,7 +172,7 @@ class Monitor:
     def rates(self) -> dict:
         """Frames done, and hit rate and single-hit fraction over the last ``window`` frames."""
         recent = list(self.history)[-self.window :]
-        done = sum(e["done"] for e in self.state["files"].values())
+        done = self.frames_done()
         if not recent:
             return {"frames": done, "hit_rate": 0.0, "single_hit_fraction": 0.0}
         classes = np.array([c for c, _ in recent])
@@ -157,6 +181,13 @@ class Monitor:
             "hit_rate": float((classes >= 1).mean()),
             "single_hit_fraction": float(np.mean([s for _, s in recent])),
         }
+
+    def frames_done(self) -> int:
+        return sum(e["done"] for e in self.state["files"].values())
+
+    def describe(self) -> str:
+        """What is watched, for the first line of :meth:`run`."""
+        return f"{self.directory}/{self.pattern}"
 
     def plot(self) -> Path | None:
         if not self.history or self._plot is None:
@@ -167,7 +198,8 @@ class Monitor:
 
     def run(self, interval: float = 2.0, *, once: bool = False) -> None:
         """Scans every ``interval`` seconds until interrupted (or once), printing a line per scan with news."""
-        print(f"spizoo monitor: watching {self.directory}/{self.pattern} with {self.predictor.description}")
+        self.interval = interval
+        print(f"spizoo monitor: watching {self.describe()} with {self.predictor.description}")
         print(f"  results {self.results}, plot {self.out / PLOT}; Ctrl-C to stop", flush=True)
         try:
             while True:
@@ -185,8 +217,123 @@ class Monitor:
                         f"{r['hit_rate']:.2f}, single hits {r['single_hit_fraction']:.2f}",
                         flush=True,
                     )
-                if once:
+                if once or self.finished():
                     return
                 time.sleep(max(0.0, interval - (time.perf_counter() - start)))
         except KeyboardInterrupt:
             print("spizoo monitor: stopped; the same command continues where it left off", flush=True)
+
+    def finished(self) -> bool:
+        """Whether there is nothing more to watch (a file monitor watches until stopped)."""
+        return False
+
+
+class BridgeMonitor(Monitor):
+    """Classifies the frames of a karabo-bridge stream at ``endpoint`` into ``out`` as trains arrive (see
+    the module docstring).
+
+    Args:
+        view: the views of the stacked modules (:class:`~spizoo.data.frames.ViewFinder`, asked once).
+        timeout: seconds without a train before the client reconnects.
+        max_trains: stop after this many new trains (default: run until stopped).
+        client: a function of (endpoint, timeout) that returns a karabo-bridge client (default: a REQ
+            ``karabo_bridge.Client``).
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        endpoint: str,
+        out: str | Path,
+        *,
+        view: ViewFinder,
+        window: int = 500,
+        batch_size: int = 64,
+        plot: Callable | None = None,
+        timeout: float = 10.0,
+        max_trains: int | None = None,
+        client: Callable | None = None,
+    ):
+        self.endpoint, self.timeout, self.max_trains = endpoint, timeout, max_trains
+        self._client_factory = client or _bridge_client
+        self._views, self._view, self.new_trains = view, None, 0
+        self._open(predictor, out, BRIDGE_COLUMNS, {"results_bytes": 0, "last_train": -1, "frames": 0},
+                   window, batch_size, plot)  # fmt: skip
+        self.client = self._client_factory(endpoint, timeout)
+
+    def describe(self) -> str:
+        return f"the karabo bridge at {self.endpoint}"
+
+    def frames_done(self) -> int:
+        return self.state["frames"]
+
+    def finished(self) -> bool:
+        return self.max_trains is not None and self.new_trains >= self.max_trains
+
+    def poll(self, seconds: float | None = None) -> dict:
+        """Trains for up to ``seconds`` (default: the interval of :meth:`run`, else 2 s): each new one
+        classified; returns {new frames, notes}."""
+        from extra_data import stack_detector_data  # EXtra-data (pandas, xarray): only for a live stream
+
+        new, notes, skipped, last = 0, [], 0, None
+        deadline = time.monotonic() + (seconds if seconds is not None else getattr(self, "interval", 2.0))
+        while time.monotonic() < deadline and not self.finished():
+            try:
+                data, meta = self.client.next()
+            except TimeoutError:
+                notes.append(f"no train from {self.endpoint} for {self.timeout:g} s; reconnecting")
+                self.client = self._client_factory(self.endpoint, self.timeout)
+                break
+            train = _train_id(meta)
+            if train <= self.state["last_train"]:
+                skipped, done_up_to = skipped + 1, self.state["last_train"]  # a replay of what was classified
+                continue
+            frames = stack_detector_data(data, "image.data")
+            source = next(s for s in data if "image.data" in data[s])
+            mask = stack_detector_data(data, "image.mask", fillvalue=0) if "image.mask" in data[source] else None
+            images = self._view_of(frames)(np.nan_to_num(frames, nan=0.0), mask)
+            pulses = np.asarray(data[source].get("image.pulseId", np.arange(len(images)))).reshape(-1)
+            cells = np.asarray(data[source].get("image.cellId", np.full(len(images), -1))).reshape(-1)
+            for start in range(0, len(images), self.batch_size):
+                stop = min(start + self.batch_size, len(images))
+                keys = [[train, int(pulses[i]), int(cells[i])] for i in range(start, stop)]
+                self._append(keys, images[start:stop])
+            self.state["last_train"], self.state["frames"] = train, self.state["frames"] + len(images)
+            self._save_state()  # after the rows: a crash in between replays this train, never skips it
+            new, last = new + len(images), (train, len(images))
+            self.new_trains += 1
+        if skipped:
+            notes.append(f"skipped {skipped} trains up to {done_up_to} classified before")
+        if last is not None:
+            recent = list(self.history)[-last[1] :]
+            hits = np.mean([c >= 1 for c, _ in recent])
+            notes.append(f"train {last[0]}: {last[1]} frames, hit rate {hits:.2f}")
+        return {"new_frames": new, "notes": notes}
+
+    def _view_of(self, frames: np.ndarray):
+        if self._view is None:
+            self._view = self._views(None)
+            if self._view is None:
+                raise ValueError(f"{self.endpoint}: give the detector geometry of the stream (--geometry FILE.geom)")
+        shape = tuple(frames.shape[1:])
+        if self._view.geometry.shape != shape:
+            raise ValueError(
+                f"{self.endpoint}: trains of {shape[0]} modules of {shape[1]}x{shape[2]} pixels do not match the "
+                f"{self._view.geometry.name} geometry ({self._view.geometry.shape[0]} modules of "
+                f"{self._view.geometry.shape[1]}x{self._view.geometry.shape[2]})"
+            )
+        return self._view
+
+
+def _train_id(meta: dict) -> int:
+    for entry in meta.values():
+        for key in ("timestamp.tid", "trainId"):
+            if key in entry:
+                return int(entry[key])
+    raise ValueError("a karabo-bridge message without a train ID (timestamp.tid)")
+
+
+def _bridge_client(endpoint: str, timeout: float):
+    from karabo_bridge import Client  # ZeroMQ: only for a live stream
+
+    return Client(endpoint, timeout=timeout)
