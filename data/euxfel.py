@@ -146,8 +146,9 @@ class RunFrames:
         t1 = int(np.searchsorted(self._first, stop, side="left"))
         return self.detector.select_trains(by_index[t0:t1]), start - int(self._first[t0])
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Frames ``start … stop-1`` of the run as the model's images, float32 (n, h, w)."""
+    def read(self, start: int, stop: int, *, stored: bool = False) -> np.ndarray:
+        """Frames ``start … stop-1`` of the run as the model's images, float32 (n, h, w); ``stored``: as the
+        detector stored them (n, modules, ss, fs)."""
         if not 0 <= start <= stop <= self.count:
             raise IndexError(f"{self.path}: frames {start}…{stop - 1} out of range; the run holds {self.count}")
         if start == stop:
@@ -164,7 +165,7 @@ class RunFrames:
         except (OSError, KeyError) as err:
             raise ValueError(f"{self.path}: cannot read frames {start}…{stop - 1} of {self.name} ({err})") from None
         frames[unusable] = 0.0
-        return self.view(frames)
+        return frames if stored else self.view(frames)
 
     def mask(self, start: int, stop: int) -> np.ndarray:
         """The CXI mask of frames ``start … stop-1`` (n, modules, ss, fs): ``BAD`` where EuXFEL flags a pixel,

@@ -194,9 +194,9 @@ class FrameFile:
     def __len__(self) -> int:
         return self.count
 
-    def read(self, start: int, stop: int, *, apply_mask: bool = True) -> np.ndarray:
+    def read(self, start: int, stop: int, *, apply_mask: bool = True, stored: bool = False) -> np.ndarray:
         """Frames ``start … stop-1`` as float32 (n, y, x); unusable pixels (:data:`spizoo.core.masks.UNUSABLE`)
-        read 0 (module-stacked frames: before their view sums them).
+        read 0 (module-stacked frames: before their view sums them; ``stored``: as stored, not viewed).
 
         Raises:
             IndexError: for frames outside ``0 … len-1``.
@@ -219,7 +219,13 @@ class FrameFile:
             raise ValueError(
                 f"{self.path}: cannot read frames {start}…{stop - 1} of /{self.dataset_path} ({err})"
             ) from None
-        return frames if self.view is None else self.view(frames)
+        return frames if self.view is None or stored else self.view(frames)
+
+    def frame_mask(self) -> np.ndarray | None:
+        """The file's mask if one holds for every frame (the detector's), else ``None``."""
+        if self.mask is None or self.mask.ndim != len(self._stored):
+            return None
+        return np.asarray(self.mask[()], np.uint32)
 
     def frame(self, index: int) -> np.ndarray:
         """One frame, float32 (y, x)."""

@@ -1,8 +1,10 @@
 """Every frame of experiment files through a :class:`~spizoo.serving.predictor.Predictor`, into a separate
 results file (``spizoo classify``; seed 000 §2: know the dataset's quality while the beam is on).
 
-Input files are only read; results go to HDF5 (``.h5``) or CSV (``.csv``), keyed by file and frame index,
-written to ``.partial`` and renamed when complete.
+Input files are only read; results go to HDF5 (``.h5``), CSV (``.csv``: one named column per value,
+``p_<class>`` per class probability, ``class_name`` beside ``class``) or CXI 1.6 (``.cxi``: the detector's
+``score`` and ``tags`` with ``headings``), keyed by file and frame index, written to ``.partial`` and renamed
+when complete.
 """
 
 from __future__ import annotations
@@ -67,8 +69,8 @@ def classify_files(
         ValueError: for an unknown output type or unreadable input.
     """
     out = Path(out)
-    if out.suffix not in (".h5", ".hdf5", ".csv"):
-        raise ValueError(f"results file must end in .h5, .hdf5 or .csv, got {out.name}")
+    if out.suffix not in (".h5", ".hdf5", ".csv", ".cxi"):
+        raise ValueError(f"results file must end in .h5, .hdf5, .csv or .cxi (CXI 1.6), got {out.name}")
     if out.exists():
         raise FileExistsError(f"{out} exists; results are never overwritten, choose another name")
     files = []
@@ -103,7 +105,10 @@ def classify_files(
     if "single_hit_score" in results:
         results["single_hit"] = results["single_hit_score"] >= predictor.threshold
     names = [str(Path(p)) for p in paths]
-    _write_results(out, results, names, predictor)
+    reading = {"dataset": dataset or "", "source": source or "", "trains": f"{trains.start or ''}:{trains.stop or ''}"}
+    if view is not None:
+        reading.update(geometry=str(view.geometry or ""), bin=view.bin, pixels=list(view.pixels))
+    _write_results(out, results, names, predictor, reading)
     summary = summarize(results, names, seconds, predictor)
     if view is not None and view.used:
         summary["geometry"] = {"files": dict(view.used), "bin": view.bin, "pixels": list(view.pixels)}
@@ -126,24 +131,91 @@ def summarize(results: dict, names: list[str], seconds: float, predictor: Predic
     return summary
 
 
-def _write_results(out: Path, results: dict, names: list[str], predictor: Predictor) -> None:
+def _named_columns(results: dict) -> dict[str, np.ndarray]:
+    """The results as 1-D columns with names a person reads: ``p_<class>`` per class probability,
+    ``class_name`` beside ``class``, ``q0``…``q3`` for quaternions."""
+    out = {}
+    for key, value in results.items():
+        value = np.asarray(value)
+        if key == "file_index":
+            continue
+        if key == "probabilities":
+            labels = names_for(value.shape[-1])
+            out.update({f"p_{label}": value[:, j] for j, label in enumerate(labels)})
+        elif key == "classes":
+            labels = names_for(results["probabilities"].shape[-1]) if "probabilities" in results else None
+            out["class"] = value
+            if labels is not None:
+                out["class_name"] = np.array([labels[c] for c in value], dtype=object)
+        elif key == "quaternion":
+            out.update({f"q{j}": value[:, j] for j in range(value.shape[-1])})
+        elif value.ndim == 2:
+            out.update({f"{key}_{j}": value[:, j] for j in range(value.shape[-1])})
+        else:
+            out[key] = value.reshape(len(value))
+    return out
+
+
+def _write_results(out: Path, results: dict, names: list[str], predictor: Predictor, reading=None) -> None:
     partial = out.with_name(out.name + ".partial")
     if out.suffix == ".csv":
+        columns = _named_columns(results)
         with open(partial, "w", newline="") as f:
             writer = csv.writer(f)
-            keys = [k for k in results if k not in ("file_index",)]
-            writer.writerow(["file", *keys])
+            writer.writerow(["file", *columns])
             for row in range(len(results["frame"])):
-                cells = [np.asarray(results[k][row]) for k in keys]
-                writer.writerow(
-                    [names[results["file_index"][row]], *(c.tolist() if c.ndim else c.item() for c in cells)]
-                )
+                cells = [columns[k][row] for k in columns]
+                cells = [c.item() if isinstance(c, np.generic) else c for c in cells]
+                writer.writerow([names[results["file_index"][row]], *cells])
+    elif out.suffix == ".cxi":
+        _write_cxi(partial, results, names, predictor)
     else:
         with h5py.File(partial, "w") as f:
             f.create_dataset("files", data=np.array(names, dtype=h5py.string_dtype()))
             for key, value in results.items():
                 f.create_dataset(key, data=value, compression="gzip" if value.size > 4096 else None)
+            if "probabilities" in results:
+                labels = names_for(results["probabilities"].shape[-1])
+                f.create_dataset("class_names", data=np.array(labels, dtype=h5py.string_dtype()))
             f.attrs["model"] = predictor.description
             f.attrs["threshold"] = predictor.threshold
             f.attrs["threshold_from"] = predictor.threshold_source
+            for key, value in (reading or {}).items():  # how the inputs were read, for spizoo emc
+                f.attrs[key] = value
     os.replace(partial, out)
+
+
+def _write_cxi(path: Path, results: dict, names: list[str], predictor: Predictor) -> None:
+    """CXI 1.6 results: the detector's per-frame ``score`` (scores × frames, ``headings``: the class
+    probabilities and the single-hit score) and ``tags`` (int8, ``headings``: ``hit``, ``single_hit``), and
+    under ``/entry_1/result_1`` where each frame came from (file, frame, train, pulse, cell)."""
+    n = len(results["frame"])
+    scores, headings = [], []
+    if "probabilities" in results:
+        labels = names_for(results["probabilities"].shape[-1])
+        scores += list(np.asarray(results["probabilities"], np.float32).T)
+        headings += [f"p_{label}" for label in labels]
+    for key in ("single_hit_score", "radius_nm"):
+        if key in results:
+            scores.append(np.asarray(results[key], np.float32).reshape(n))
+            headings.append(key)
+    if "quaternion" in results:
+        scores += list(np.asarray(results["quaternion"], np.float32).T)
+        headings += [f"q{j}" for j in range(4)]
+    string = h5py.string_dtype()
+    with h5py.File(path, "w") as f:
+        f["cxi_version"] = 160
+        det = f.create_group("entry_1/instrument_1/detector_1")
+        det["score"] = np.stack(scores)
+        det["score"].attrs["headings"] = np.array(headings, dtype=string)
+        if "classes" in results:
+            det["tags"] = np.stack([np.asarray(results["classes"]) >= 1, results["single_hit"]]).astype(np.int8)
+            det["tags"].attrs["headings"] = np.array(["hit", "single_hit"], dtype=string)
+        result = f.create_group("entry_1/result_1")
+        result["description"] = (
+            f"spizoo classify with {predictor.description}, single-hit threshold {predictor.threshold:g}"
+        )
+        result["file"] = np.array([names[i] for i in results["file_index"]], dtype=string)
+        for key in ("frame", *RUN_IDS):
+            if key in results:
+                result[key] = results[key]

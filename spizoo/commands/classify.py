@@ -13,7 +13,8 @@ from spizoo.serving.classify import classify_files
 DESCRIPTION = """\
     Run MODEL on every frame of FILES (read only, a batch at a time) and write, per file and frame,
     the model's outputs (class probabilities, class, single-hit score and flag; or orientation and
-    size) to OUT (.h5 or .csv), a PNG of the hit rate over frames, and a summary.
+    size) to OUT (.h5, .csv, or .cxi: CXI 1.6 score and tags), a PNG of the hit rate over frames,
+    and a summary.
 
     MODEL: a run directory, an exported SavedModel (version or base path), or a server URL naming
     the model (http://HOST:8501/NAME, grpc://HOST:8500/NAME). The single-hit threshold is
@@ -36,7 +37,9 @@ DESCRIPTION = """\
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     parser.add_argument("files", nargs="+", help="CXI or HDF5 files, or European XFEL run directories")
-    parser.add_argument("--out", required=True, help="results file (.h5 or .csv); never overwritten")
+    parser.add_argument(
+        "--out", required=True, help="results file (.h5, .csv or .cxi for CXI 1.6 score and tags); never overwritten"
+    )
     add_view_args(parser, model=True)
     add_run_args(parser)
 

@@ -1,4 +1,6 @@
+import csv
 import hashlib
+import io
 import json
 import shutil
 
@@ -9,6 +11,7 @@ import pytest
 from spizoo import cli, experiment
 from spizoo.commands import evaluate, simulate
 from spizoo.commands._common import load_predictor
+from spizoo.core.labels import CLASS_NAMES
 from spizoo.serving.classify import classify_files
 from spizoo.serving.server import Server, manager_from_args
 
@@ -69,7 +72,13 @@ def test_csv_results_threshold_from_the_evaluation_and_errors(runs, cxi_files, t
     out = tmp_path / "results.csv"
     assert cli.main(["classify", str(run), *map(str, cxi_files), "--out", str(out), "--json"]) == 0
     lines = out.read_text().splitlines()
-    assert lines[0].startswith("file,frame,") and len(lines) == 13
+    assert len(lines) == 13
+    assert lines[0] == (
+        "file,frame,p_none,p_single,p_double,p_triple,p_4+,class,class_name,single_hit_score,single_hit"
+    )
+    first = next(csv.DictReader(io.StringIO(out.read_text())))
+    assert first["class_name"] == CLASS_NAMES[int(first["class"])] and first["single_hit"] in ("True", "False")
+    assert abs(sum(float(first[f"p_{n}"]) for n in CLASS_NAMES) - 1) < 1e-5
     assert json.loads(capsys.readouterr().out)["frames"] == 12
     assert (tmp_path / "results.png").stat().st_size > 5000
     assert cli.main(["classify", str(run), str(cxi_files[0]), "--out", str(out)]) == 2
@@ -83,3 +92,24 @@ def test_csv_results_threshold_from_the_evaluation_and_errors(runs, cxi_files, t
     assert cli.main(["classify", str(run), str(tmp_path / "none.cxi"), "--out", str(tmp_path / "z.h5")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "z.h5").exists() and not (tmp_path / "z.h5.partial").exists()
+
+
+def _headings(dataset):
+    return [h.decode() if isinstance(h, bytes) else h for h in dataset.attrs["headings"]]
+
+
+def test_cxi_results_hold_scores_and_tags_with_headings(runs, cxi_files, tmp_path):
+    summary, columns = classify_files(load_predictor(str(runs["hits"][0])), cxi_files, tmp_path / "r.cxi")
+    with h5py.File(tmp_path / "r.cxi") as f:
+        assert f["cxi_version"][()] == 160
+        det = f["entry_1/instrument_1/detector_1"]
+        assert _headings(det["score"]) == [f"p_{n}" for n in CLASS_NAMES] + ["single_hit_score"]
+        assert det["score"].shape == (6, 12)  # scores × frames, frames fastest (CXI 1.6)
+        np.testing.assert_allclose(det["score"][5], columns["single_hit_score"], rtol=1e-6)
+        tags = det["tags"][()]
+        assert tags.dtype == np.int8 and _headings(det["tags"]) == ["hit", "single_hit"]
+        np.testing.assert_array_equal(tags[1], columns["single_hit"])
+        np.testing.assert_array_equal(tags[0], columns["classes"] >= 1)
+        files = [n.decode() for n in f["entry_1/result_1/file"][()]]
+        assert files == [str(cxi_files[0])] * 7 + [str(cxi_files[1])] * 5
+        assert f["entry_1/result_1/frame"][()].tolist() == [*range(7), *range(5)]

@@ -1,22 +1,26 @@
 """A real detector end to end: simulate module-stacked frames on a geometry, generate, train, classify; the
 training data and the classified frames go through the same view."""
 
+import csv
+
 import h5py
 import numpy as np
 import pytest
 import yaml
 from mock_runs import euxfel_module_file  # tests/ is on the path
 
-from spizoo import experiment
+from spizoo import cli, experiment
 from spizoo.beam_pipelines import generate, ingest
 from spizoo.beam_pipelines.config import DatasetConfig
 from spizoo.commands import simulate
 from spizoo.commands._common import load_predictor
 from spizoo.data import schema
+from spizoo.data.emc import read_photons
 from spizoo.data.frames import ViewFinder
 from spizoo.data.tfrecord import read_records
 from spizoo.models import training
 from spizoo.serving.classify import classify_files
+from spizoo.serving.emc import export_hits
 from spizoo.sim.geometry import Geometry, View
 
 IN_MEMORY = ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
@@ -131,3 +135,56 @@ def test_classify_of_a_european_xfel_run_carries_train_pulse_and_cell_ids(runs, 
     _, flat = classify_files(predictor, [tmp_path / "views.h5"], tmp_path / "views_results.h5")
     np.testing.assert_array_equal(results["probabilities"], flat["probabilities"])
     assert "train_id" not in flat  # files without runs keep today's columns
+
+
+def test_single_hits_go_to_emc_at_full_resolution_with_a_detector_file_of_their_geometry(epix, tmp_path):
+    config, root = epix
+    cxi = root / "sim" / "patterns.cxi"
+    predictor = load_predictor(str(root / "run"))
+    summary, results = classify_files(predictor, [cxi], tmp_path / "r.h5", view=ViewFinder(pixels=(32, 32), bin=8))
+    threshold = float(np.median(results["single_hit_score"]))
+    chosen = np.flatnonzero(results["single_hit_score"] >= threshold)
+    out = export_hits(tmp_path / "r.h5", tmp_path / "emc", views=ViewFinder(), threshold=threshold)
+    assert out["frames"] == len(chosen) > 0 and out["num_pix"] == 352 * 384
+    with h5py.File(cxi) as f:
+        stored = f["entry_1/instrument_1/detector_1/data"][()]
+    photons = read_photons(tmp_path / "emc" / "photons.h5")
+    np.testing.assert_array_equal(photons, np.rint(stored[chosen]).reshape(len(chosen), -1))
+    with open(tmp_path / "emc" / "frames.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["frame"]) for r in rows] == chosen.tolist() and rows[0]["file"] == str(cxi)
+    # The detector file: q in voxels on the Ewald sphere of radius ewald_rad, ΔΩ·P, seams bad, D in pixels.
+    layout = Geometry.from_crystfel(cxi.with_suffix(".geom"))
+    with h5py.File(tmp_path / "emc" / "detector.h5") as f:
+        det = {k: f[k][()] for k in ("qx", "qy", "qz", "corr", "mask", "detd", "ewald_rad")}
+    assert det["detd"] == pytest.approx(layout.distance_m / layout.pixel_size_m) == det["ewald_rad"]
+    k = 2 * np.pi / 0.8
+    q = layout.q_inv_nm(0.8).reshape(-1, 3) * det["ewald_rad"] / k
+    np.testing.assert_allclose(np.stack([det["qx"], det["qy"], det["qz"]], -1), q, atol=1e-9)
+    np.testing.assert_allclose(det["corr"], (layout.solid_angle_sr() * layout.polarization()).ravel(), rtol=1e-12)
+    assert set(np.unique(det["mask"])) == {0, 2} and np.all(det["mask"][layout.static_mask.ravel() != 0] == 2)
+    args = ["emc", str(tmp_path / "r.h5"), "--out", str(tmp_path / "cli"), "--threshold", str(threshold), "--json"]
+    assert cli.main(args) == 0  # the verb writes the same files
+    assert read_photons(tmp_path / "cli" / "photons.h5").tolist() == photons.tolist()
+    with pytest.raises(FileExistsError, match="photons.h5 exists; EMC files are never overwritten"):
+        export_hits(tmp_path / "r.h5", tmp_path / "emc", views=ViewFinder(), threshold=threshold)
+    with pytest.raises(ValueError, match=r"no frame scores >= 2 as a single hit; nothing to export"):
+        export_hits(tmp_path / "r.h5", tmp_path / "none", views=ViewFinder(), threshold=2.0)
+
+
+def test_single_hits_of_a_european_xfel_run_go_to_emc_with_their_train_pulse_and_cell(runs, euxfel_run, tmp_path):
+    predictor = load_predictor(str(runs["hits"][0]))
+    geom = Geometry.named("AGIPD-1M").write_crystfel(tmp_path / "agipd.geom")
+    finder = ViewFinder(geom, pixels=(32, 32), bin=8)
+    _, results = classify_files(predictor, [euxfel_run], tmp_path / "r.h5", view=finder, trains=slice(1, 2))
+    out = export_hits(tmp_path / "r.h5", tmp_path / "emc", views=ViewFinder(), threshold=0.0)  # every frame
+    assert out["frames"] == 64 and out["detector"] == "AGIPD-1M"
+    with open(tmp_path / "emc" / "frames.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["train_id"] for r in rows} == {"10001"} and [int(r["cell_id"]) for r in rows] == list(range(64))
+    data = []
+    for m in range(16):
+        name, group = euxfel_module_file(euxfel_run, m)
+        with h5py.File(name) as f:
+            data.append(f[f"{group}/data"][64:128])
+    np.testing.assert_array_equal(read_photons(tmp_path / "emc" / "photons.h5"), np.stack(data, 1).reshape(64, -1))

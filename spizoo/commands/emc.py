@@ -1,0 +1,56 @@
+"""``spizoo emc``: the single hits of ``spizoo classify``'s results, as Dragonfly EMC input."""
+
+from __future__ import annotations
+
+import argparse
+
+from spizoo.commands._common import load_predictor
+from spizoo.commands._view import add_view_args, view_finder
+from spizoo.serving.emc import export_hits
+
+DESCRIPTION = """\
+    Write the frames that RESULTS (a spizoo classify .h5 results file) scores as single hits to
+    OUT/photons.h5 (Dragonfly's sparse photons: place_ones, place_multi, count_multi, num_pix) at the
+    detector's full resolution, OUT/detector.h5 (qx, qy, qz, corr, mask, detd, ewald_rad) from their
+    detector geometry, and OUT/frames.csv (the file, frame, train/pulse/cell and score of each EMC
+    frame; with --regressor, its orientation quaternion q0-q3 and radius). Frames are read again from
+    the files (or runs) classify read, as stored: module-stacked frames unbinned, masked pixels 0.
+
+    example:
+      spizoo classify out/agipd_run out/agipd/patterns.cxi --out out/agipd_results.h5
+      spizoo emc out/agipd_results.h5 --out out/emc
+    """
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", help="a spizoo classify results file (.h5)")
+    parser.add_argument("--out", required=True, help="directory for photons.h5, detector.h5 and frames.csv")
+    parser.add_argument(
+        "--threshold", type=float, help="single-hit score from which a frame is exported (default: classify's)"
+    )
+    parser.add_argument("--regressor", help="a regressor (run, SavedModel or URL) for orientation and size estimates")
+    parser.add_argument(
+        "--ewald-rad", type=float, help="Ewald sphere radius in voxels (default: the detector distance in pixels)"
+    )
+    add_view_args(parser, model=False)
+
+
+def run(args: argparse.Namespace) -> dict:
+    regressor = load_predictor(args.regressor) if args.regressor else None
+    return export_hits(
+        args.results,
+        args.out,
+        views=view_finder(args),
+        threshold=args.threshold,
+        regressor=regressor,
+        regressor_views=view_finder(args, args.regressor) if args.regressor else None,
+        ewald_rad=args.ewald_rad,
+    )
+
+
+def summary_line(summary: dict) -> str:
+    return (
+        f"wrote {summary['frames']:,} single hits (score >= {summary['threshold']:.3g}, "
+        f"{summary['photons_per_frame']:,} photons each on average) of the {summary['detector']} detector "
+        f"({summary['num_pix']:,} pixels) to {summary['out']}: photons.h5, detector.h5, frames.csv"
+    )
