@@ -23,7 +23,8 @@ from spizoo.beam_pipelines.config import DatasetConfig
 from spizoo.beam_pipelines.generate import run_source
 from spizoo.core.config import to_dict
 from spizoo.data import schema
-from spizoo.data.frames import FrameFile, ViewFinder
+from spizoo.data.euxfel import is_run_directory, parse_trains
+from spizoo.data.frames import ViewFinder, open_frames
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +40,7 @@ class IngestConfig:
         geometry: CrystFEL ``.geom`` file of module-stacked frames (empty: the ``.geom`` beside each file).
         geometry_fingerprint: (size, mtime in ns) of ``geometry`` when the run began.
         bin, pixels: the view of module-stacked frames (:class:`~spizoo.sim.geometry.View`).
+        source, trains: the detector and the trains (``START:STOP`` by index) of European XFEL runs.
     """
 
     seed: int = 0
@@ -52,18 +54,31 @@ class IngestConfig:
     geometry_fingerprint: tuple[int, int] = (0, 0)
     bin: int = 1
     pixels: tuple[int, int] = (128, 128)
+    source: str = ""
+    trains: str = ":"
 
     def __post_init__(self):
         if not self.files:
             raise ValueError("no input files")
         if self.unit_size < 1:
             raise ValueError(f"unit_size must be >= 1, got {self.unit_size}")
+        parse_trains(self.trains)  # a ValueError naming it
         if self.bin < 1 or min(self.pixels) < 1:
             raise ValueError(f"bin and pixels must be positive, got bin={self.bin}, pixels={list(self.pixels)}")
 
-    def views(self) -> ViewFinder:
-        """The view of each module-stacked input file."""
-        return ViewFinder(self.geometry or None, pixels=self.pixels, bin=self.bin)
+    def open(self, path: str):
+        """The frames of input ``path`` (a file or a run); module-stacked frames through their view (the
+        geometries read once per process)."""
+        if "_views" not in self.__dict__:
+            self.__dict__["_views"] = ViewFinder(self.geometry or None, pixels=self.pixels, bin=self.bin)
+        trains, source = parse_trains(self.trains), self.source or None
+        return open_frames(path, self.image_dataset or None, view=self._views, source=source, trains=trains)
+
+    def __getstate__(self):  # Beam pickles the config to its workers: not the geometries read so far
+        return {k: v for k, v in self.__dict__.items() if k != "_views"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
 
 
 def make_config(
@@ -72,13 +87,13 @@ def make_config(
     """An :class:`IngestConfig` for ``files`` (checked to exist) with their fingerprints."""
     paths = [Path(f).resolve() for f in files]
     for p in paths:
-        if p.is_dir():
-            raise IsADirectoryError(f"{p} is a directory, not a CXI/HDF5 file")
-        if not p.is_file():
+        if p.is_dir() and not is_run_directory(p):
+            raise IsADirectoryError(f"{p} is a directory, not a CXI/HDF5 file or a European XFEL run")
+        if not p.exists():
             raise FileNotFoundError(f"no such file: {p}")
     if labels and not Path(labels).is_file():
         raise FileNotFoundError(f"no such labels file: {labels}")
-    prints = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+    prints = tuple(_fingerprint(p) for p in paths)
     geometry = kwargs.pop("geometry", "")
     if geometry:
         if not Path(geometry).is_file():
@@ -94,6 +109,14 @@ def make_config(
         geometry=str(geometry) if geometry else "",
         **kwargs,
     )
+
+
+def _fingerprint(path: Path) -> tuple[int, int]:
+    """(size, mtime in ns) of a file; of a run directory, the sum of its files' sizes and their latest mtime."""
+    if path.is_dir():
+        stats = [f.stat() for f in sorted(path.glob("*.h5"))]
+        return sum(s.st_size for s in stats), max(s.st_mtime_ns for s in stats)
+    return path.stat().st_size, path.stat().st_mtime_ns
 
 
 def read_labels(path: str) -> dict[tuple[str, int], int]:
@@ -140,9 +163,8 @@ class IngestSource:
             if unknown:
                 raise ValueError(f"{config.labels} labels files that are not inputs: {sorted(unknown)[:5]}")
         self.counts, self.shapes = [], set()
-        self.views = config.views()
         for f in config.files:
-            with FrameFile(f, config.image_dataset or None, view=self.views) as frames:
+            with config.open(f) as frames:
                 self.counts.append(len(frames))
                 self.shapes.add(frames.frame_shape)
         if len(self.shapes) != 1:
@@ -171,7 +193,7 @@ class IngestSource:
         path = self.config.files[file_index]
         name = Path(path).name
         examples, images, classes = [], [], {}
-        with FrameFile(path, self.config.image_dataset or None, view=self.views) as frames:
+        with self.config.open(path) as frames:
             batch = frames.read(start, stop)
         for offset, image in enumerate(batch):
             frame = start + offset

@@ -28,6 +28,23 @@ from spizoo.sim.geometry import View
 COMPONENTS = {"AGIPD1M": "AGIPD-1M", "AGIPD500K": "AGIPD-500k", "DSSC1M": "DSSC-1M", "LPD1M": "LPD-1M"}
 
 
+def parse_trains(text: str) -> slice:
+    """``START:STOP`` train indices (either may be empty) as a slice.
+
+    Raises:
+        ValueError: naming the text.
+    """
+    parts = str(text).split(":")
+    if len(parts) != 2 or not all(not p.strip() or p.strip().lstrip("-").isdigit() for p in parts):
+        raise ValueError(f"expected START:STOP train indices such as 0:100, got {text!r}")
+    return slice(*(int(p) if p.strip() else None for p in parts))
+
+
+def format_trains(trains: slice) -> str:
+    """The ``START:STOP`` text of a slice of trains (:func:`parse_trains` reads it back)."""
+    return f"{'' if trains.start is None else trains.start}:{'' if trains.stop is None else trains.stop}"
+
+
 def is_run_directory(path: str | Path) -> bool:
     """Whether ``path`` is a directory of EuXFEL run files (``RAW-R…`` or ``CORR-R…`` HDF5 files)."""
     path = Path(path)

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from spizoo.core.labels import names_for
+from spizoo.data.euxfel import format_trains
 from spizoo.data.frames import FrameFile, ViewFinder, open_frames
 from spizoo.serving.predictor import Predictor
 
@@ -105,7 +106,7 @@ def classify_files(
     if "single_hit_score" in results:
         results["single_hit"] = results["single_hit_score"] >= predictor.threshold
     names = [str(Path(p)) for p in paths]
-    reading = {"dataset": dataset or "", "source": source or "", "trains": f"{trains.start or ''}:{trains.stop or ''}"}
+    reading = {"dataset": dataset or "", "source": source or "", "trains": format_trains(trains)}
     if view is not None:
         reading.update(geometry=str(view.geometry or ""), bin=view.bin, pixels=list(view.pixels))
     _write_results(out, results, names, predictor, reading)

@@ -20,16 +20,12 @@ import h5py
 import numpy as np
 
 from spizoo.data import emc
+from spizoo.data.euxfel import parse_trains
 from spizoo.data.frames import FrameFile, ViewFinder, open_frames
 from spizoo.serving.classify import RUN_IDS
 from spizoo.serving.predictor import Predictor
 from spizoo.sim.detector import Detector
 from spizoo.sim.geometry import Geometry
-
-
-def _trains(text: str) -> slice:
-    start, stop = (text or ":").split(":")
-    return slice(int(start) if start else None, int(stop) if stop else None)
 
 
 def _flat_geometry(frames: FrameFile) -> Geometry:
@@ -90,7 +86,7 @@ def export_hits(
             path = Path(names[file_index])
             frames = open_frames(
                 path, attrs.get("dataset") or None, view=views, source=attrs.get("source") or None,
-                trains=_trains(attrs.get("trains", ":")),
+                trains=parse_trains(attrs.get("trains", ":")),
             )  # fmt: skip
             try:
                 here = frames.view.geometry if frames.view is not None else _flat_geometry(frames)
@@ -138,7 +134,7 @@ def _estimates(regressor, views, path: Path, attrs: dict, frames: np.ndarray) ->
         return {}
     source = open_frames(
         path, attrs.get("dataset") or None, view=views, source=attrs.get("source") or None,
-        trains=_trains(attrs.get("trains", ":")),
+        trains=parse_trains(attrs.get("trains", ":")),
     )  # fmt: skip
     try:
         images = np.concatenate([source.read(int(i), int(i) + 1) for i in frames])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from spizoo import experiment
 from spizoo.core.config import ConfigError
+from spizoo.data.euxfel import parse_trains
 from spizoo.data.frames import ViewFinder
 from spizoo.sim import spi
 
@@ -78,8 +79,8 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
 
 
 def trains_slice(text: str) -> slice:
-    """``START:STOP`` (either may be empty) as a slice; argparse reports the ValueError as a bad --trains."""
-    parts = text.split(":")
-    if len(parts) != 2 or not all(p.strip().lstrip("-").isdigit() or not p.strip() for p in parts):
-        raise argparse.ArgumentTypeError(f"expected START:STOP train indices such as 0:100, got {text!r}")
-    return slice(*(int(p) if p.strip() else None for p in parts))
+    """``--trains START:STOP`` as a slice (argparse reports a bad value as an error of --trains)."""
+    try:
+        return parse_trains(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

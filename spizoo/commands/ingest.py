@@ -8,7 +8,8 @@ import yaml
 
 from spizoo.beam_pipelines import ingest
 from spizoo.beam_pipelines.config import DatasetConfig
-from spizoo.commands._view import add_view_args
+from spizoo.commands._view import add_run_args, add_view_args
+from spizoo.data.euxfel import format_trains
 
 PASSES_TO_BEAM = True
 DESCRIPTION = """\
@@ -28,7 +29,7 @@ DESCRIPTION = """\
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", help="CXI or HDF5 files")
+    parser.add_argument("files", nargs="+", help="CXI or HDF5 files, or European XFEL run directories")
     parser.add_argument("--out", required=True, help="dataset directory (OUT.incomplete/ until done)")
     parser.add_argument("--labels", help="CSV of file,frame,label")
     parser.add_argument("--name", default="real", help="shard file prefix (default: real)")
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds the split assignment")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     add_view_args(parser, model=False)
+    add_run_args(parser)
 
 
 def _mapping(text: str, option: str) -> dict:
@@ -63,6 +65,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> dict:
         geometry=args.geometry or "",
         bin=args.bin or 1,
         pixels=tuple(args.pixels or (128, 128)),
+        source=args.source or "",
+        trains=format_trains(args.trains),
     )
     info, counters = ingest.run(config, args.out, beam_args, overwrite=args.overwrite)
     splits = {k: {"examples": v["examples"], "classes": v["classes"]} for k, v in info["splits"].items()}

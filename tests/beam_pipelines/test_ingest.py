@@ -11,8 +11,10 @@ from spizoo.beam_pipelines.config import DatasetConfig
 from spizoo.commands import simulate
 from spizoo.data import schema, tfrecord
 from spizoo.data.cxi import read_extras
+from spizoo.data.euxfel import RunFrames
 from spizoo.data.frames import FrameFile
 from spizoo.models import load_model, training
+from spizoo.sim.geometry import Geometry, View
 
 IN_MEMORY = ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
 DATASET = DatasetConfig(
@@ -192,3 +194,22 @@ def test_bad_labels_and_inputs_are_named(files, tmp_path):
             ingest.IngestSource(ingest.make_config(files, labels=str(bad), dataset=DATASET))
     with pytest.raises(FileNotFoundError, match="no such file"):
         ingest.make_config([tmp_path / "none.cxi"], labels=None, dataset=DATASET)
+
+
+def test_a_european_xfel_run_is_ingested_through_its_geometry(euxfel_run, tmp_path):
+    geom = Geometry.named("AGIPD-1M").write_crystfel(tmp_path / "agipd.geom")
+    config = ingest.make_config(
+        [str(euxfel_run)], labels=None, dataset=DatasetConfig(name="real"), geometry=str(geom), bin=8,
+        pixels=(32, 32), trains="0:2", unit_size=64,
+    )  # fmt: skip
+    info, _ = ingest.run(config, tmp_path / "out", IN_MEMORY)
+    assert sum(s["examples"] for s in info["splits"].values()) == 128 and info["image_shape"] == [32, 32]
+    images = {}
+    for shard in sorted((tmp_path / "out").glob("*.tfrecord-*")):
+        for record in tfrecord.read_records(open(shard, "rb")):
+            ex = schema.decode_example(record)
+            images[int(str(ex["key"]).split("/")[-1])] = ex["image"]
+    frames = RunFrames(euxfel_run, view=View(Geometry.from_crystfel(geom), (32, 32), 8), trains=slice(0, 2))
+    np.testing.assert_array_equal(np.stack([images[i] for i in range(128)]), frames.read(0, 128))
+    with pytest.raises(ValueError, match="expected START:STOP train indices such as 0:100, got 'x'"):
+        ingest.make_config([str(euxfel_run)], labels=None, dataset=DatasetConfig(name="real"), trains="x")
