@@ -139,25 +139,67 @@ def feature_spec_json() -> dict[str, dict]:
     }
 
 
+class ExampleError(ValueError):
+    """A record is not an example of this schema; the message says which feature is wrong and how."""
+
+
+_KINDS = {"bytes_list": "bytes", "float_list": "float", "int64_list": "int64", None: "no value"}
+
+
 def decode_example(serialized: bytes) -> dict[str, object]:
-    """Every feature of a serialised example as numpy values; ``image`` comes back as a 2D float32 array."""
+    """Every feature of a serialised example as numpy values; ``image`` comes back as a 2D float32 array.
+
+    Raises:
+        ExampleError: (a ``ValueError``) for bytes that are not a ``tf.train.Example``, or an example without
+            this schema's ``image``, ``image_shape``, ``label``, ``target``, ``model_index``, ``key``,
+            ``image_dtype`` and ``augmentation`` of the right types, or whose image bytes do not fill
+            ``image_shape``.
+    """
+    from google.protobuf.message import DecodeError  # with the protos below, only when used
     from tensorflow.core.example import example_pb2  # TensorFlow's protos: only when used
 
-    ex = example_pb2.Example.FromString(serialized)
+    try:
+        ex = example_pb2.Example.FromString(serialized)
+    except (DecodeError, RecursionError, ValueError) as err:
+        raise ExampleError(f"a record of {len(serialized)} bytes is not a tf.train.Example ({err})") from None
     out: dict[str, object] = {}
+    kinds: dict[str, str | None] = {}
     for name, feat in ex.features.feature.items():
-        kind = feat.WhichOneof("kind")
+        kind = kinds[name] = feat.WhichOneof("kind")
         if kind == "bytes_list":
-            vals = [v.decode() if name != IMAGE else v for v in feat.bytes_list.value]
+            vals = list(feat.bytes_list.value)
+            if name != IMAGE:
+                try:
+                    vals = [v.decode() for v in vals]
+                except UnicodeDecodeError:
+                    raise ExampleError(f"feature {name!r} holds bytes that are not UTF-8 text") from None
         elif kind == "float_list":
             vals = np.array(feat.float_list.value, dtype=np.float32)
         else:
             vals = np.array(feat.int64_list.value, dtype=np.int64)
         out[name] = vals
-    shape = tuple(int(v) for v in out[IMAGE_SHAPE])
-    out[IMAGE] = np.frombuffer(out[IMAGE][0], dtype="<f4").reshape(shape)
+
+    def one(name: str, kind: str, count: int | None = 1):
+        if name not in out:
+            raise ExampleError(f"not an example of the spizoo schema: feature {name!r} is missing")
+        if kinds[name] != kind or (count is not None and len(out[name]) != count):
+            got = f"{_KINDS[kinds[name]]} x {len(out[name])}"
+            want = _KINDS[kind] + (f" x {count}" if count is not None else "")
+            raise ExampleError(f"feature {name!r} must be {want}, got {got}")
+        return out[name]
+
+    shape = tuple(int(v) for v in one(IMAGE_SHAPE, "int64_list", 2))
+    image = one(IMAGE, "bytes_list")[0]
+    if min(shape) < 0 or len(image) != 4 * shape[0] * shape[1]:
+        raise ExampleError(
+            f"feature {IMAGE!r} holds {len(image)} bytes; {IMAGE_SHAPE!r} {list(shape)} of float32 needs "
+            f"{4 * shape[0] * shape[1] if min(shape) >= 0 else 'a size >= 0'}"
+        )
+    out[IMAGE] = np.frombuffer(image, dtype="<f4").reshape(shape)
+    out[IMAGE_SHAPE] = np.array(shape, np.int64)
     for name in (LABEL, MODEL_INDEX):
-        out[name] = int(out[name][0])
+        out[name] = int(one(name, "int64_list")[0])
     for name in (KEY, IMAGE_DTYPE, AUGMENTATION):
-        out[name] = out[name][0]
+        out[name] = one(name, "bytes_list")[0]
+    one(TARGET, "float_list", TARGET_SIZE)
     return out

@@ -81,6 +81,8 @@ class Batcher:
         rows = {len(v) for v in inputs.values()}
         if len(rows) != 1 or next(iter(rows)) > self.params.max_batch_size:
             return self.fn(inputs)  # unequal batch dimensions or a big request: run alone
+        if any(v.dtype == object for v in inputs.values()):
+            return self.fn(inputs)  # serialized examples: one request's bad example must not shift another's
         task = _Task(inputs, rows.pop(), Future())
         try:
             self.queue.put_nowait(task)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -39,7 +40,14 @@ class Client:
             )
 
             self._channel = grpc.insecure_channel(
-                self.url[len("grpc://") :], options=[("grpc.max_receive_message_length", 2**30)]
+                self.url[len("grpc://") :],
+                options=[
+                    ("grpc.max_receive_message_length", 2**30),
+                    # a restarted server is used within a second, not after an exponential backoff of minutes
+                    ("grpc.initial_reconnect_backoff_ms", 200),
+                    ("grpc.min_reconnect_backoff_ms", 200),
+                    ("grpc.max_reconnect_backoff_ms", 1000),
+                ],
             )
             self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
             self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
@@ -126,7 +134,7 @@ class Client:
         request.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                return json.loads(reply.read())
+                return json.loads(reply.read())  # IncompleteRead if the answer is shorter than its Content-Length
         except urllib.error.HTTPError as err:
             message = err.read().decode(errors="replace")
             try:
@@ -137,3 +145,7 @@ class Client:
         except (urllib.error.URLError, OSError) as err:  # refused, unreachable, timed out
             reason = getattr(err, "reason", err)
             raise ServingClientError(f"cannot reach the model server at {self.url}: {reason}") from None
+        except (http.client.HTTPException, ValueError) as err:  # cut off, or not JSON: never taken as an answer
+            raise ServingClientError(
+                f"the model server at {self.url} sent an incomplete or malformed answer: {type(err).__name__}: {err}"
+            ) from None

@@ -9,6 +9,8 @@ Requests hold a reference to the version they started on, so none fails while ve
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from spizoo.core.errors import tensorflow_message
+from spizoo.data import schema
 from spizoo.serving.batching import Batcher, BatchingParameters
 from spizoo.serving.errors import ServingError, invalid, not_found
 from spizoo.serving.export import versions
@@ -60,10 +63,32 @@ def read_model_config(path: str | Path) -> list[ModelSpec]:
     return [spec_from_proto(c, path.parent) for c in config.model_config_list.config]
 
 
+def check_name(name: str) -> str:
+    """``name`` if it can name a served model: not empty, ``.`` or ``..``, no ``/``, ``\\`` or control
+    characters (NUL included); a name is a key, never a path, but it is also a URL segment and a metric label.
+
+    Raises:
+        ValueError: naming the name and what is wrong with it.
+    """
+    if not name or name in (".", ".."):
+        raise ValueError(f"model name {name!r} is not allowed")
+    bad = sorted({c for c in name if c in "/\\" or ord(c) < 32 or ord(c) == 127})
+    if bad:
+        raise ValueError(f"model name {name!r} holds {bad}; use letters, digits, '-', '_' or '.'")
+    return name
+
+
 def spec_from_proto(c, relative_to: Path = Path(".")) -> ModelSpec:
-    """A :class:`ModelSpec` from a ``tensorflow.serving.ModelConfig`` message."""
+    """A :class:`ModelSpec` from a ``tensorflow.serving.ModelConfig`` message.
+
+    Raises:
+        ValueError: naming the model, for a missing or bad name or base path, or an unsupported platform.
+    """
     if not c.name or not c.base_path:
-        raise ValueError(f"a model config needs name and base_path, got {c}")
+        raise ValueError(f"a model config needs name and base_path, got {str(c)[:300]!r}")
+    check_name(c.name)
+    if "\0" in c.base_path:
+        raise ValueError(f"model {c.name}: base_path {c.base_path!r} holds a NUL byte")
     if c.model_platform not in ("", "tensorflow"):
         raise ValueError(f"model {c.name}: platform {c.model_platform!r} is not supported (only 'tensorflow')")
     policy = c.model_version_policy.WhichOneof("policy_choice") or "latest"
@@ -92,6 +117,7 @@ class LoadedVersion:
         proto = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
         self.signature_defs = proto.meta_graphs[0].signature_def
         self.signatures = dict(self.saved.signatures)
+        self.image_shape = _image_shape(path)
         self.batchers = {}
         if batching is not None:
             self.batchers = {k: Batcher(lambda x, k=k: self._call(k, x), batching) for k in self.signatures}
@@ -114,9 +140,16 @@ class LoadedVersion:
                 + (f"missing {missing}" if missing else f"unknown {extra}")
             )
         checked = {k: _conform(k, np.asarray(v), specs[k]) for k, v in inputs.items()}
+        if self.image_shape is not None:
+            for k, v in checked.items():
+                if v.dtype == object:
+                    _check_examples(signature, k, v, self.image_shape)
         if signature in self.batchers:
-            return self.batchers[signature].submit(checked)
-        return self._call(signature, checked)
+            outputs = self.batchers[signature].submit(checked)
+        else:
+            outputs = self._call(signature, checked)
+        _check_outputs(signature, checked, outputs)
+        return outputs
 
     def _call(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import tensorflow as tf  # TensorFlow loads in seconds: only when used
@@ -141,8 +174,60 @@ class LoadedVersion:
             b.close()
 
 
+def _image_shape(path: Path) -> tuple[int, int] | None:
+    """(rows, columns) of the images a spizoo export takes in its ``tf.Example`` inputs (its dataset info)."""
+    info = path / "assets" / "dataset_info.json"
+    try:
+        shape = json.loads(info.read_text())["image_shape"]
+        return int(shape[0]), int(shape[1])
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None  # not a spizoo export: its examples are the model's business
+
+
+def _check_examples(signature: str, name: str, values: np.ndarray, image_shape: tuple[int, int]) -> None:
+    """Each serialized ``tf.Example`` of a spizoo signature holds one image of ``image_shape`` float32 pixels.
+
+    The exported graph decodes a batch of examples into one run of pixels that it cuts into images: an
+    example with too few or too many pixels would shift the images of the others, not fail.
+    """
+    from google.protobuf.message import DecodeError  # with the TensorFlow protos below, only when used
+    from tensorflow.core.example import example_pb2  # TensorFlow's protos: only when used
+
+    want = 4 * image_shape[0] * image_shape[1]
+    for i, value in enumerate(values.reshape(-1)):
+        try:
+            data = value if isinstance(value, bytes) else str(value).encode()
+            feature = example_pb2.Example.FromString(data).features.feature.get(schema.IMAGE)
+        except (DecodeError, ValueError, RecursionError) as err:
+            raise invalid(f"{signature}: input {name!r}: item {i} is not a serialized tf.Example ({err})") from None
+        images = list(feature.bytes_list.value) if feature is not None else []
+        if len(images) != 1 or len(images[0]) != want:
+            got = f"{len(images[0])} bytes" if len(images) == 1 else f"{len(images)} values"
+            raise invalid(
+                f"{signature}: input {name!r}: example {i}'s feature {schema.IMAGE!r} must be one image of "
+                f"{image_shape[0]}x{image_shape[1]} float32 pixels ({want} bytes), got {got}"
+            )
+
+
+def _check_outputs(signature: str, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
+    """One output row per input row, and finite numbers (a NaN is no answer)."""
+    rows = {v.shape[0] for v in inputs.values() if v.ndim}
+    for k, v in outputs.items():
+        if len(rows) == 1 and v.ndim and v.shape[0] not in rows:
+            raise invalid(
+                f"signature {signature!r} gave {v.shape[0]} rows of {k!r} for {rows.pop()} inputs: an input does "
+                "not have the size the model takes"
+            )
+    bad = sorted(k for k, v in outputs.items() if v.dtype.kind == "f" and not np.isfinite(v).all())
+    if bad:
+        numbers = [np.abs(v).max() for v in inputs.values() if v.dtype.kind in "biuf" and v.size]
+        hint = f" (their largest magnitude is {float(max(numbers)):g}: too large for the model)" if numbers else ""
+        raise invalid(f"signature {signature!r} gave NaN or infinite {bad} for these inputs{hint}")
+
+
 def _conform(name: str, value: np.ndarray, spec) -> np.ndarray:
-    """``value`` as ``spec``'s dtype, with a clear error for a wrong dtype, rank or dimension, or NaN."""
+    """``value`` as ``spec``'s dtype, with a clear error for a wrong dtype, rank or dimension, no values, NaN,
+    or values beyond the range of ``spec``'s dtype."""
     dtype = spec.dtype.as_numpy_dtype
     if spec.dtype.name == "string":
         if value.dtype.kind not in "SUO":
@@ -153,7 +238,12 @@ def _conform(name: str, value: np.ndarray, spec) -> np.ndarray:
             raise invalid(f"input {name!r} must be numbers of type {spec.dtype.name}, got {value.dtype}")
         if value.dtype.kind == "f" and not np.isfinite(value).all():
             raise invalid(f"input {name!r} holds NaN or infinite values")
-        value = value.astype(dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            value = value.astype(dtype)
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise invalid(f"input {name!r} holds values beyond the range of {spec.dtype.name}")
+    if value.size == 0:
+        raise invalid(f"input {name!r} is empty (shape {list(value.shape)})")
     expected = spec.shape
     if expected.rank is not None:
         if value.ndim != expected.rank:
@@ -164,31 +254,62 @@ def _conform(name: str, value: np.ndarray, spec) -> np.ndarray:
     return value
 
 
+def _inside(path: Path, root: Path) -> bool:
+    path, root = os.path.realpath(path), os.path.realpath(root)
+    return os.path.commonpath([path, root]) == root
+
+
 class ModelManager:
-    """The set of served models and versions, kept in step with their base paths by a polling thread."""
+    """The set of served models and versions, kept in step with their base paths by a polling thread.
+
+    ``model_root``: the directory a reload (``HandleReloadConfigRequest``, sent by any client) may serve
+    from; base paths that resolve (links and ``..`` followed) outside it, other than those served at start,
+    are refused, and relative ones are taken relative to it. Default: the common parent of the base paths.
+    """
 
     def __init__(
-        self, specs: list[ModelSpec], *, poll_seconds: float = 1.0, batching: BatchingParameters | None = None
+        self,
+        specs: list[ModelSpec],
+        *,
+        poll_seconds: float = 1.0,
+        batching: BatchingParameters | None = None,
+        model_root: str | Path | None = None,
     ):
         if not specs:
             raise ValueError("no models to serve")
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
             raise ValueError(f"model names must be unique, got {names}")
+        for name in names:
+            check_name(name)
+        self.started_paths = {os.path.realpath(s.base_path) for s in specs}
+        self.model_root = Path(
+            os.path.realpath(model_root) if model_root is not None else os.path.commonpath(sorted(self.started_paths))
+        )
         self.specs = {s.name: s for s in specs}
         self.poll_seconds = poll_seconds
         self.batching = batching
         self.loaded: dict[str, dict[int, LoadedVersion]] = {s.name: {} for s in specs}
         self.failed: dict[tuple[str, int], str] = {}  # (name, version) -> error message
+        self._listing_errors: dict[str, str] = {}  # model -> last error listing its base path
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.poll()
 
     def poll(self) -> None:
-        """Loads newly selected versions, then unloads those no longer selected (or no longer on disk)."""
+        """Loads newly selected versions, then unloads those no longer selected (or no longer on disk). A base
+        path that cannot be listed keeps what is loaded from it and is reported; the other models are polled."""
         for spec in list(self.specs.values()):
-            wanted = spec.wanted(versions(spec.base_path))
+            try:
+                wanted = spec.wanted(versions(spec.base_path))
+            except (OSError, ValueError) as err:
+                message = f"spizoo serve: cannot list the versions of model {spec.name} in {spec.base_path}: {err}"
+                if self._listing_errors.get(spec.name) != message:
+                    print(message, flush=True)
+                self._listing_errors[spec.name] = message
+                continue
+            self._listing_errors.pop(spec.name, None)
             current = self.loaded.get(spec.name, {})
             fresh = {}
             for v in wanted:
@@ -206,9 +327,23 @@ class ModelManager:
                     m.close()
 
     def reload(self, specs: list[ModelSpec]) -> None:
-        """Serves exactly ``specs`` from now on (``HandleReloadConfigRequest``)."""
+        """Serves exactly ``specs`` from now on (``HandleReloadConfigRequest``).
+
+        Raises:
+            ServingError: INVALID_ARGUMENT, changing nothing, for no models, a repeated name, or a base path
+                outside :attr:`model_root` that was not served at start.
+        """
         if not specs:
             raise invalid("the new config lists no models")
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise invalid(f"model names must be unique, got {names}")
+        for s in specs:
+            if os.path.realpath(s.base_path) not in self.started_paths and not _inside(s.base_path, self.model_root):
+                raise invalid(
+                    f"model {s.name}: base path {str(s.base_path)!r} is outside the model root {str(self.model_root)!r}"
+                    " of this server"
+                )
         with self._lock:
             dropped = [n for n in self.specs if n not in {s.name for s in specs}]
             self.specs = {s.name: s for s in specs}

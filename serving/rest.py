@@ -9,13 +9,22 @@
 - ``POST …:classify`` / ``…:regress``: ``examples`` (+ ``context``) as JSON features → ``{"result": …}``.
 
 Errors are ``{"error": message}`` with TF Serving's HTTP statuses (400, 404, 413, 501, …).
+
+Limits (:class:`RestServer`): a body over ``max_body_bytes`` gets 413 unread; a connection idle for
+``idle_timeout_s`` between requests is closed; a request (line, headers, body) not received within
+``request_timeout_s`` of its first byte gets 408 and its connection is closed; beyond ``max_connections``
+open connections a new one gets 503 at once; JSON nested deeper than ``MAX_DEPTH`` is refused (400).
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
+import socket
+import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -32,6 +41,11 @@ ROUTE = re.compile(
 )
 VERBS = ("predict", "classify", "regress")
 DRAIN_LIMIT = 256 * 2**20  # bytes of an oversized body read (and dropped) before answering 413
+MAX_DEPTH = 32  # nesting of JSON lists and objects in a request (a tensor has at most 32 dimensions here)
+INT64 = (-(2**63), 2**63 - 1)
+IDLE_TIMEOUT_S = 60.0  # a connection idle this long between requests is closed
+REQUEST_TIMEOUT_S = 60.0  # a request (line, headers, body) must arrive within this of its first byte, or 408
+MAX_CONNECTIONS = 1024  # open connections; one more gets 503 at once
 
 
 def handle(manager: ModelManager, method: str, path: str, body: bytes) -> tuple[int, dict]:
@@ -65,7 +79,7 @@ def handle(manager: ModelManager, method: str, path: str, body: bytes) -> tuple[
 def _version(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise invalid(f"version must be a positive integer, got {text!r}")
     return int(text)
 
@@ -81,9 +95,25 @@ def _parse_json(body: bytes) -> dict:
         raise invalid("request body is not UTF-8 text") from None
     except json.JSONDecodeError as err:
         raise invalid(f"JSON Parse error: {err.msg} at offset {err.pos}") from None
+    except RecursionError:
+        raise invalid(f"JSON Parse error: lists or objects nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as err:  # e.g. an integer of more than 4300 digits
+        raise invalid(f"JSON Parse error: {err}") from None
     if not isinstance(request, dict):
         raise invalid(f"request body must be a JSON object, got {type(request).__name__}")
+    _check_depth(request)
     return request
+
+
+def _check_depth(request: dict) -> None:
+    """Refuses lists and objects nested more than :data:`MAX_DEPTH` levels below the request's keys (breadth
+    first, without recursion: a tensor of rank 32 in ``inputs`` sits 33 levels down)."""
+    level, depth = [request], 0
+    while level:
+        if depth > MAX_DEPTH + 2:
+            raise invalid(f"the request's lists or objects are nested deeper than {MAX_DEPTH} levels")
+        level = [v for c in level for v in (c.values() if isinstance(c, dict) else c) if isinstance(v, list | dict)]
+        depth += 1
 
 
 def metadata(served) -> dict:
@@ -123,10 +153,10 @@ def _array(name: str, value) -> np.ndarray:
     value = _decode_b64(value)
     try:
         array = np.array(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise invalid(f"input {name!r} is ragged: all its rows must have the same shape") from None
     if array.dtype == object:
-        raise invalid(f"input {name!r} mixes types or is ragged")
+        raise invalid(f"input {name!r} mixes types, is ragged, or holds integers beyond 64 bits")
     if array.size == 0:
         raise invalid(f"input {name!r} is empty")
     return array
@@ -212,8 +242,13 @@ def example_from_json(features: dict) -> bytes:
         if not values:
             raise invalid(f"feature {key!r} is empty")
         if all(isinstance(v, bytes | str) for v in values):
-            feature.bytes_list.value.extend(v.encode() if isinstance(v, str) else v for v in values)
+            try:
+                feature.bytes_list.value.extend(v.encode() if isinstance(v, str) else v for v in values)
+            except UnicodeEncodeError:
+                raise invalid(f"feature {key!r} holds a string that is not valid Unicode (a lone surrogate)") from None
         elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            if not all(INT64[0] <= v <= INT64[1] for v in values):
+                raise invalid(f"feature {key!r} holds an integer outside the int64 range")
             feature.int64_list.value.extend(values)
         elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
             feature.float_list.value.extend(values)
@@ -233,6 +268,8 @@ def classify_or_regress(served, request: dict, verb: str) -> dict:
     if not isinstance(context, dict):
         raise invalid("'context' must be an object")
     signature = request.get("signature_name") or "serving_default"
+    if not isinstance(signature, str):
+        raise invalid("signature_name must be a string")
     served.input_specs(signature)  # unknown signature → error naming the known ones
     method = CLASSIFY_METHOD if verb == "classify" else REGRESS_METHOD
     if served.method(signature) != method:
@@ -251,23 +288,157 @@ def classify_or_regress(served, request: dict, verb: str) -> dict:
 
 
 class RestServer(ThreadingHTTPServer):
-    """The REST endpoint: one thread per connection; body size limit; metrics."""
+    """The REST endpoint: one thread per connection; metrics; the limits of the module docstring."""
 
     daemon_threads = True
+    request_queue_size = 128  # connections waiting to be accepted (the default, 5, drops bursts of clients)
 
-    def __init__(self, address, manager: ModelManager, metrics, *, max_body_bytes: int, metrics_path: str | None):
+    def __init__(
+        self,
+        address,
+        manager: ModelManager,
+        metrics,
+        *,
+        max_body_bytes: int,
+        metrics_path: str | None,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
+    ):
+        for name, value in (
+            ("idle_timeout_s", idle_timeout_s),
+            ("request_timeout_s", request_timeout_s),
+            ("max_connections", max_connections),
+        ):
+            if not value > 0:
+                raise ValueError(f"{name} must be positive, got {value}")
         self.manager, self.metrics = manager, metrics
         self.max_body_bytes, self.metrics_path = max_body_bytes, metrics_path
+        self.idle_timeout_s, self.request_timeout_s = idle_timeout_s, request_timeout_s
+        self.max_connections = max_connections
+        self.connections = 0  # open connections (each has its thread)
+        self._count = threading.Lock()
         super().__init__(address, _Handler)
+
+    def process_request(self, request, client_address):
+        with self._count:
+            full = self.connections >= self.max_connections
+            self.connections += not full
+        if full:
+            _refuse(request, self.max_connections)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._closed()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._closed()
+
+    def _closed(self) -> None:
+        with self._count:
+            self.connections -= 1
+
+    def handle_error(self, request, client_address):
+        """A client that hangs up or stops reading is not an error of the server; anything else is one line."""
+        err = sys.exc_info()[1]
+        if not isinstance(err, ConnectionError | TimeoutError):
+            print(f"spizoo serve: REST connection from {client_address[0]}: {type(err).__name__}: {err}", flush=True)
+
+
+def _refuse(sock: socket.socket, limit: int) -> None:
+    """A 503 for a connection over the limit, written without waiting on the client."""
+    body = json.dumps({"error": f"the server has {limit} open connections, its limit; retry later"}).encode()
+    head = f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+    try:
+        sock.setblocking(False)
+        sock.send(head.encode() + b"\r\nConnection: close\r\n\r\n" + body)
+    except OSError:
+        pass
+
+
+class RequestTimeout(Exception):
+    """A request was not received within the server's ``request_timeout_s``."""
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The connection's input: waits at most ``idle_timeout_s`` for the first byte of a request, then raises
+    :class:`RequestTimeout` once the request has taken ``request_timeout_s`` (slow clients cannot hold a
+    thread by sending a byte at a time)."""
+
+    def __init__(self, handler: _Handler):
+        self.handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        handler, server = self.handler, self.handler.server
+        if handler.deadline is None:
+            handler.connection.settimeout(server.idle_timeout_s)
+        else:
+            left = handler.deadline - time.monotonic()
+            if left <= 0:
+                raise RequestTimeout(f"the request was not received within {server.request_timeout_s:g} s")
+            handler.connection.settimeout(left)
+        try:
+            n = handler.connection.recv_into(buffer)
+        except TimeoutError:
+            if handler.deadline is None:
+                raise  # idle between requests: the connection is closed without an answer
+            raise RequestTimeout(f"the request was not received within {server.request_timeout_s:g} s") from None
+        if handler.deadline is None and n:
+            handler.deadline = time.monotonic() + server.request_timeout_s
+        return n
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.0"  # so that every answer, errors included, has a status line and headers
     disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
     server: RestServer
+    deadline: float | None = None  # when the request being received must be complete
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's signature
         pass
+
+    def setup(self):
+        super().setup()
+        self.rfile.close()  # the socket's own reader, replaced by one that keeps the time limits
+        self.rfile = io.BufferedReader(_DeadlineReader(self))
+
+    def handle_one_request(self):
+        self.deadline = None  # idle until the next request's first byte
+        self.command, self.request_version, self.requestline = None, self.default_request_version, ""
+        try:
+            super().handle_one_request()
+        except RequestTimeout as err:
+            self.close_connection = True
+            try:
+                self._json(408, {"error": f"{err}; closing the connection"})
+            except OSError:
+                pass
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if len(self.requestline.split()) != 3:  # HTTP/0.9 ("GET /path"): answered as 1.0 (default_request_version)
+            self.send_error(400, "the request line has no HTTP version (HTTP/0.9 is not supported)")
+            return False
+        return True
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own errors (a malformed request line or header, an unknown method) as JSON errors."""
+        if code == 501:  # a method this server does not have: the client's error
+            code, message = 405, f"HTTP method {self.command!r} is not supported; use GET or POST"
+        short, long = self.responses.get(code, ("error", ""))
+        self.close_connection = True
+        self._json(code, {"error": f"{message or short}" + (f": {explain or long}" if explain or long else "")})
 
     def do_GET(self):  # noqa: N802 - http.server's naming
         if self.server.metrics_path and self.path == self.server.metrics_path:
@@ -278,7 +449,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802
         length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
+        if length is None or not (length.isascii() and length.isdigit()):
             self.close_connection = True
             self._json(411, {"error": "a POST needs a Content-Length header"})
             return
@@ -289,7 +460,13 @@ class _Handler(BaseHTTPRequestHandler):
                 413, {"error": f"request body of {length} bytes exceeds the limit of {self.server.max_body_bytes}"}
             )
             return
-        self._respond("POST", self.rfile.read(int(length)))
+        body = self.rfile.read(int(length))
+        self.deadline = None  # received: the time to answer is not the client's
+        if len(body) < int(length):
+            self.close_connection = True
+            self._json(400, {"error": f"the body ended after {len(body)} of its {length} bytes (Content-Length)"})
+            return
+        self._respond("POST", body)
 
     def do_PUT(self):  # noqa: N802
         self._json(405, {"error": "PUT is not supported"})
@@ -311,11 +488,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(reply).encode(), "application/json")
 
     def _send(self, status: int, payload: bytes, content_type: str):
+        self.connection.settimeout(self.server.request_timeout_s)  # a client that does not read its answer
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        self.wfile.write(payload)
+        if self.command != "HEAD":
+            self.wfile.write(payload)
 
 
 def _discard(stream, n: int, chunk: int = 2**20) -> None:

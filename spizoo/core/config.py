@@ -11,10 +11,12 @@ Field types understood by the loader: nested dataclasses, a union of dataclasses
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -43,9 +45,10 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
         return from_dict(hint, value, where)
     if hint is Range or (origin is tuple and args == (float, float)):
         if _is_number(value):
-            return (float(value), float(value))
+            number = _float(value, where)
+            return (number, number)
         if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) for v in value):
-            low, high = float(value[0]), float(value[1])
+            low, high = _float(value[0], f"{where}[0]"), _float(value[1], f"{where}[1]")
             if low > high:
                 raise ConfigError(f"{where}: range [{low}, {high}] has low > high")
             return (low, high)
@@ -74,18 +77,61 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
         return value
     if hint is int:
-        if isinstance(value, bool) or not (isinstance(value, int) or (_is_number(value) and value == int(value))):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        number = _float(value, where) if _is_number(value) else None
+        if number is None or not math.isfinite(number) or number != int(number):
+            raise ConfigError(f"{where}: expected an integer, got {_show(value)}")
+        return int(number)
     if hint is float:
         if not _is_number(value):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{where}: expected a number, got {_show(value)}")
+        return _float(value, where)
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {_show(value)}")
         return value
+    return _plain(value, where)
+
+
+def _plain(value: Any, where: str) -> Any:
+    """``value`` if it is plain data (numbers but NaN, strings, booleans, null, lists, mappings with string
+    keys), as a free-form option must be to be written with the config and hashed."""
+    stack = [(value, where)]
+    while stack:
+        item, at = stack.pop()
+        if isinstance(item, dict):
+            for k, v in item.items():
+                if not isinstance(k, str):
+                    raise ConfigError(f"{at}: keys must be strings, got {_show(k)}")
+                stack.append((v, _child(at, k)))
+        elif isinstance(item, list):
+            stack.extend((v, f"{at}[{i}]") for i, v in enumerate(item))
+        elif isinstance(item, float) and math.isnan(item):
+            raise ConfigError(f"{at}: expected a number, got NaN")
+        elif not (item is None or isinstance(item, str | int | float | bool)):
+            raise ConfigError(f"{at}: expected plain YAML values, got {type(item).__name__} {_show(item)}")
     return value
+
+
+def _float(value: Any, where: str) -> float:
+    """A number (or numeric string) as a float; NaN and integers beyond the float range are errors."""
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ConfigError(f"{where}: {_show(value)} is beyond the range of a float") from None
+    if math.isnan(number):
+        raise ConfigError(f"{where}: expected a number, got NaN")
+    return number
+
+
+def _show(value: Any) -> str:
+    text = (
+        repr(value)
+        if not isinstance(value, int) or abs(value) < 10**50
+        else f"an integer of {len(str(abs(value)))} digits"
+    )
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 def _by_kind(classes: list[type], value: Any, where: str) -> type:
@@ -94,8 +140,8 @@ def _by_kind(classes: list[type], value: Any, where: str) -> type:
     kind = value.get("kind") if isinstance(value, dict) else None
     if kind is None:
         return classes[0]
-    if kind not in kinds:
-        raise ConfigError(f"{where}.kind: unknown kind {kind!r}; known: {', '.join(map(str, kinds))}")
+    if not isinstance(kind, str) or kind not in kinds:
+        raise ConfigError(f"{where}.kind: unknown kind {_show(kind)}; known: {', '.join(map(str, kinds))}")
     return kinds[kind]
 
 
@@ -122,19 +168,19 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {_show(data)}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in data.items():
-        if key not in fields:
-            raise ConfigError(f"{where or 'config'}: unknown key '{key}'{_nearest(str(key), fields)}")
+        if not isinstance(key, str) or key not in fields:
+            raise ConfigError(f"{where or 'config'}: unknown key {_show(str(key))}{_nearest(str(key), fields)}")
         kwargs[key] = _convert(value, hints[key], _child(where, key))
     try:
         return cls(**kwargs)
     except ConfigError:
         raise
-    except ValueError as err:
+    except (ValueError, TypeError, ArithmeticError) as err:  # a value the section's own checks refuse
         raise ConfigError(f"{where or 'config'}: {err}") from None
 
 
@@ -151,7 +197,9 @@ def to_dict(obj: Any) -> Any:
 
 def apply_overrides(data: dict, overrides: typing.Sequence[str]) -> dict:
     """Applies ``a.b=c`` overrides (values parsed as YAML) to a raw config mapping, in order."""
-    data = json.loads(json.dumps(data))  # deep copy of plain data
+    if not isinstance(data, dict):
+        raise ConfigError(f"the config must be a mapping of sections, got {_show(data)}")
+    data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. sim.detector.distance_m=0.5")
@@ -162,8 +210,44 @@ def apply_overrides(data: dict, overrides: typing.Sequence[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r}: '{part}' is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.load(raw, _StrictLoader)
+        except (yaml.YAMLError, ValueError, RecursionError) as err:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({_first_line(err)})") from None
     return data
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, stricter: a key given twice in a mapping is an error (not the last one winning),
+    and so are aliases (``*name``: a few lines of them can stand for gigabytes of data)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{event.anchor}) are not allowed in a config", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:
+                continue  # an unhashable key: the base class says so
+            if first is not key_node.start_mark:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (first on line {first.line + 1})", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_config(path: str | Path, cls: type, overrides: typing.Sequence[str] = ()) -> Any:
@@ -175,13 +259,21 @@ def load_config(path: str | Path, cls: type, overrides: typing.Sequence[str] = (
     """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), _StrictLoader) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory, not a config file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    data = apply_overrides(data, overrides)
+    except RecursionError:
+        raise ConfigError(f"{path}: not a config: lists or mappings nested too deeply") from None
+    except ValueError as err:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"{path}: not a config: {_first_line(err)}") from None
     try:
+        data = apply_overrides(data, overrides)
         return from_dict(cls, data)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
