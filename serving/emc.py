@@ -76,7 +76,11 @@ def export_hits(
     threshold = float(attrs.get("threshold", 0.5) if threshold is None else threshold)
     chosen = np.flatnonzero(columns["single_hit_score"] >= threshold)
     if not len(chosen):
-        raise ValueError(f"{results}: no frame scores >= {threshold:g} as a single hit; nothing to export")
+        best = float(columns["single_hit_score"].max()) if len(columns["single_hit_score"]) else float("nan")
+        raise ValueError(
+            f"{results}: no frame scores >= {threshold:g} as a single hit (the highest score is {best:.3g}); "
+            "nothing to export (--threshold sets another)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     layout, detector_mask, rows, photons = None, None, [], []
     writer = None
