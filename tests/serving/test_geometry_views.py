@@ -16,7 +16,7 @@ from spizoo.commands import simulate
 from spizoo.commands._common import load_predictor
 from spizoo.data import schema
 from spizoo.data.emc import read_photons
-from spizoo.data.frames import ViewFinder
+from spizoo.data.frames import FrameFile, ViewFinder
 from spizoo.data.tfrecord import read_records
 from spizoo.models import training
 from spizoo.serving.classify import classify_files
@@ -137,7 +137,7 @@ def test_classify_of_a_european_xfel_run_carries_train_pulse_and_cell_ids(runs, 
     assert "train_id" not in flat  # files without runs keep today's columns
 
 
-def test_single_hits_go_to_emc_at_full_resolution_with_a_detector_file_of_their_geometry(epix, tmp_path):
+def test_single_hits_go_to_emc_at_full_resolution_with_a_detector_file_of_their_geometry(epix, runs, tmp_path):
     config, root = epix
     cxi = root / "sim" / "patterns.cxi"
     predictor = load_predictor(str(root / "run"))
@@ -166,6 +166,17 @@ def test_single_hits_go_to_emc_at_full_resolution_with_a_detector_file_of_their_
     args = ["emc", str(tmp_path / "r.h5"), "--out", str(tmp_path / "cli"), "--threshold", str(threshold), "--json"]
     assert cli.main(args) == 0  # the verb writes the same files
     assert read_photons(tmp_path / "cli" / "photons.h5").tolist() == photons.tolist()
+    # With a regressor, each EMC frame gets its orientation and size estimates (from the frame's view).
+    regressor, views = load_predictor(str(runs["sizes"][0])), ViewFinder(pixels=(32, 32), bin=8)
+    export_hits(tmp_path / "r.h5", tmp_path / "sized", views=ViewFinder(), threshold=threshold, regressor=regressor,
+                regressor_views=views)  # fmt: skip
+    with open(tmp_path / "sized" / "frames.csv") as f:
+        sized = list(csv.DictReader(f))
+    with FrameFile(cxi, view=views) as frames:
+        expected = regressor.predict(np.concatenate([frames.read(i, i + 1) for i in chosen]))
+    quaternions = [[float(r[f"q{j}"]) for j in range(4)] for r in sized]
+    np.testing.assert_allclose(quaternions, expected["quaternion"], atol=1e-5)
+    np.testing.assert_allclose([float(r["radius_nm"]) for r in sized], expected["radius_nm"].ravel(), atol=1e-2)
     with pytest.raises(FileExistsError, match="photons.h5 exists; EMC files are never overwritten"):
         export_hits(tmp_path / "r.h5", tmp_path / "emc", views=ViewFinder(), threshold=threshold)
     with pytest.raises(ValueError, match=r"no frame scores >= 2 as a single hit \(the highest score is 0\.\d+\)"):
