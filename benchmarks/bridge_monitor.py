@@ -20,16 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from spizoo.commands._common import load_predictor
 from spizoo.data.frames import ViewFinder
 from spizoo.serving.monitor import BridgeMonitor
-from spizoo.sim.geometry import Geometry
 
 sys.path.insert(0, str(Path(__file__).parent))
-from untrained_run import make_run  # noqa: E402
+from untrained_run import make_run, mock_agipd_run  # noqa: E402
 
 SERVER = Path(sys.executable).with_name("karabo-bridge-serve-files")
 DET = "SPB_DET_AGIPD1M-1"
@@ -39,20 +37,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trains", type=int, default=8)
     args = parser.parse_args()
-    from extra_data.tests import make_examples
-
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         run = make_run(root, 128)
-        data = root / "r0238"
-        data.mkdir()
-        make_examples.make_spb_run(str(data), raw=False)
-        rng = np.random.default_rng(0)
-        frames = 64 * args.trains
-        for m in range(16):
-            with h5py.File(data / f"CORR-R0238-AGIPD{m:02d}-S00000.h5", "r+") as f:
-                f[f"INSTRUMENT/{DET}/DET/{m}CH0:xtdf/image/data"][:frames] = rng.poisson(0.03, (frames, 512, 128))
-        geom = Geometry.named("AGIPD-1M").write_crystfel(root / "agipd.geom")
+        data, geom = mock_agipd_run(root, 64 * args.trains)
+        rng = np.random.default_rng(1)
         predictor = load_predictor(str(run))
         batch = rng.poisson(2.0, (64, 128, 128)).astype(np.float32)
         predictor.predict(batch)

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from untrained_run import make_run  # noqa: E402
+from untrained_run import make_run, mock_agipd_run  # noqa: E402
 
 CHILD = """
 import resource, sys, time
@@ -38,18 +38,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trains", type=int, nargs="+", default=[2, 8, 32])
     args = parser.parse_args()
-    from extra_data.tests import make_examples
-
-    from spizoo.sim.geometry import Geometry
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         run = make_run(root, 128)
-        data = root / "r0238"
-        data.mkdir()
-        make_examples.make_spb_run(str(data), raw=False)
-        geom = Geometry.named("AGIPD-1M").write_crystfel(root / "agipd.geom")
+        data, geom = mock_agipd_run(root)
         for i, n in enumerate(args.trains):
             out = subprocess.run(
                 [sys.executable, "-c", CHILD, str(run), str(data), str(geom), str(root / f"r{i}.h5"), str(n)],

@@ -1,4 +1,5 @@
-"""A run directory holding an untrained model at full size, for benchmarks where weights do not change the cost."""
+"""Stand-ins for benchmarks where the content does not change the cost: a run directory holding an untrained
+model at full size, and a mock European XFEL AGIPD-1M run with its CrystFEL geometry."""
 
 from __future__ import annotations
 
@@ -24,3 +25,22 @@ def make_run(root: Path, size: int = 128, name: str = "resnet10_classifier") -> 
     (run / "dataset_info.json").write_text(json.dumps(info))
     registry.build(name, input_shape=(size, size, 1)).save(run / "best.keras")
     return run
+
+
+def mock_agipd_run(root: Path, frames: int = 0, mean: float = 0.03) -> tuple[Path, Path]:
+    """``root/r0238``, EXtra-data's mock calibrated AGIPD-1M run (64 trains of 64 frames) with Poisson counts
+    of ``mean`` in its first ``frames`` frames, and ``root/agipd.geom``, its geometry."""
+    import h5py
+    from extra_data.tests import make_examples
+
+    from spizoo.sim.geometry import Geometry
+
+    data = Path(root) / "r0238"
+    data.mkdir()
+    make_examples.make_spb_run(str(data), raw=False)
+    rng = np.random.default_rng(0)
+    for m in range(16) if frames else ():
+        with h5py.File(data / f"CORR-R0238-AGIPD{m:02d}-S00000.h5", "r+") as f:
+            group = f[f"INSTRUMENT/SPB_DET_AGIPD1M-1/DET/{m}CH0:xtdf/image"]
+            group["data"][:frames] = rng.poisson(mean, (frames, 512, 128))
+    return data, Geometry.named("AGIPD-1M").write_crystfel(Path(root) / "agipd.geom")
