@@ -43,6 +43,11 @@ class FrameGeometry:
     photon_energy_eV: float | None
 
 
+def _shown(value) -> str:
+    """An attribute's value as a person wrote it (``3``, ``'x'``, ``[]``), not numpy's repr."""
+    return repr(np.asarray(value).tolist())
+
+
 class FrameFile:
     """An image stack in a CXI/HDF5 file, opened for reading frames and slices.
 
@@ -98,15 +103,20 @@ class FrameFile:
             try:
                 if isinstance(self.file.get(name), h5py.Dataset):
                     return name
-            except (KeyError, OSError):  # a dangling soft or external link
+            except (KeyError, OSError, RuntimeError):  # a dangling or looping soft or external link
                 continue
         stacks = []
-        self.file.visititems(
-            lambda n, obj: (
-                stacks.append(f"/{n} {obj.shape}") if isinstance(obj, h5py.Dataset) and obj.ndim >= 2 else None
-            )
-        )
         wanted = f"/{names[0]}" if dataset else " or ".join(f"/{n}" for n in names)
+        try:
+            self.file.visititems(
+                lambda n, obj: (
+                    stacks.append(f"/{n} {obj.shape}") if isinstance(obj, h5py.Dataset) and obj.ndim >= 2 else None
+                )
+            )
+        except (RuntimeError, OSError) as err:  # link loops, damaged groups
+            raise ValueError(
+                f"{self.path}: no image stack at {wanted}, and its groups cannot be listed ({err})"
+            ) from None
         raise ValueError(
             f"{self.path}: no image stack at {wanted}; its 2-D and 3-D datasets are: "
             + (", ".join(stacks[:20]) or "none")
@@ -130,6 +140,11 @@ class FrameFile:
             axes = axes.decode()
         if isinstance(axes, np.ndarray):
             axes = ":".join(a.decode() if isinstance(a, bytes) else str(a) for a in axes)
+        if axes is not None and not isinstance(axes, str):
+            raise ValueError(
+                f"{self.path}: /{self.dataset_path} has axes {_shown(axes)}; expected text such as "
+                "'experiment_identifier:y:x'"
+            )
         if self.data.ndim == 2:
             return
         if self.data.ndim not in (3, 4):
@@ -168,7 +183,15 @@ class FrameFile:
         for holder in (self.data, self.file.get("entry_1")):
             events = holder.attrs.get("numEvents") if holder is not None else None
             if events is not None:
-                n = min(n, int(np.asarray(events).reshape(-1)[0]))
+                try:
+                    count = int(np.asarray(events).reshape(-1)[0])
+                except (ValueError, TypeError, IndexError):
+                    count = -1
+                if count < 0:
+                    raise ValueError(
+                        f"{self.path}: /{holder.name.strip('/')} has numEvents {_shown(events)}, not a frame count"
+                    )
+                n = min(n, count)
         return n
 
     def _mask(self, mask_dataset: str | None):
@@ -176,6 +199,8 @@ class FrameFile:
         for candidate in (name, "entry_1/instrument_1/detector_1/mask"):
             obj = self.file.get(candidate)
             if isinstance(obj, h5py.Dataset) and obj.shape[-len(self._stored) :] == self._stored:
+                if obj.dtype.kind not in "iub":
+                    raise ValueError(f"{self.path}: the mask /{candidate} holds {obj.dtype}, not integer CXI bits")
                 return obj
         if mask_dataset:
             raise ValueError(f"{self.path}: no mask of shape {self._stored} at /{mask_dataset}")
@@ -250,8 +275,11 @@ class FrameFile:
             obj = self.file.get(name)
             if not isinstance(obj, h5py.Dataset):
                 return None
-            v = np.asarray(obj[()]).reshape(-1)
-            return float(v[min(index, len(v) - 1)]) if v.size else None
+            try:
+                v = np.asarray(obj[()]).reshape(-1)
+                return float(v[min(index, len(v) - 1)]) if v.size else None
+            except (OSError, ValueError, TypeError) as err:
+                raise ValueError(f"{self.path}: /{name} is not a number ({err})") from None
 
         energy = value("entry_1/instrument_1/source_1/energy")
         return FrameGeometry(

@@ -157,3 +157,41 @@ def test_module_stacked_frames_read_through_their_view_with_the_mask_applied_fir
 def test_a_directory_is_named_as_one(tmp_path):
     with pytest.raises(IsADirectoryError, match=r"is a directory, not a CXI/HDF5 file or a European XFEL run"):
         FrameFile(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda f, d: d.attrs.__setitem__("numEvents", "x"), r"numEvents 'x', not a frame count"),
+        (lambda f, d: d.attrs.__setitem__("numEvents", np.array([], np.int64)), r"numEvents \[\], not a frame count"),
+        (lambda f, d: d.attrs.__setitem__("numEvents", -1), r"numEvents -1, not a frame count"),
+        (lambda f, d: d.attrs.__setitem__("axes", 3), r"has axes 3; expected text such as"),
+        (lambda f, d: _replace(f, "mask", np.full((6, 8), b"x")), r"the mask /.*mask holds \|S1, not integer CXI bits"),
+        (lambda f, d: _replace(f, "distance", np.bytes_(b"x")), r"/entry_1/instrument_1/detector_1/distance is not a"),
+    ],
+)
+def test_hostile_attributes_are_errors_naming_the_file(tmp_path, edit, message):
+    """Edits that fuzzing found to escape unnamed (docs/RELIABILITY.md)."""
+    path = tmp_path / "a.cxi"
+    with CXIWriter(path, (6, 8)) as w:
+        w.append(np.ones((6, 8), np.float32), mask=np.zeros((6, 8)), distance_m=0.5, pixel_size_m=1e-4,
+                 center_px=(3, 4), photon_energy_eV=1500)  # fmt: skip
+    with h5py.File(path, "r+") as f:
+        edit(f, f["entry_1/instrument_1/detector_1/data"])
+    with pytest.raises(ValueError, match=rf"{path}: .*{message}"):
+        with FrameFile(path) as frames:
+            frames.frame(0)
+            frames.geometry(0)
+
+
+def _replace(f, name, value):
+    del f[f"entry_1/instrument_1/detector_1/{name}"]
+    f[f"entry_1/instrument_1/detector_1/{name}"] = value
+
+
+def test_a_link_loop_is_named(tmp_path):
+    path = tmp_path / "loop.cxi"
+    with h5py.File(path, "w") as f:
+        f["entry_1/data_1/data"] = h5py.SoftLink("/entry_1/data_1/data")
+    with pytest.raises(ValueError, match=r"loop.cxi: no image stack at .*(cannot be listed|datasets are: none)"):
+        FrameFile(path)
