@@ -135,7 +135,10 @@ class FrameFile:
                 )
 
     def _check_rank(self) -> None:
-        axes = self.data.attrs.get("axes")
+        try:
+            axes = self.data.attrs.get("axes")
+        except OSError as err:  # a damaged attribute
+            raise ValueError(f"{self.path}: cannot read the axes of /{self.dataset_path} ({err})") from None
         if isinstance(axes, bytes):
             axes = axes.decode()
         if isinstance(axes, np.ndarray):
@@ -240,7 +243,7 @@ class FrameFile:
                     frames[:, unusable] = 0.0
                 else:
                     frames[unusable] = 0.0
-        except OSError as err:
+        except (OSError, ValueError, TypeError) as err:  # damaged, still growing, or not numbers
             raise ValueError(
                 f"{self.path}: cannot read frames {start}…{stop - 1} of /{self.dataset_path} ({err})"
             ) from None

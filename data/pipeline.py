@@ -117,13 +117,17 @@ def load_examples(file_pattern: str, crop: int) -> tuple[np.ndarray, np.ndarray,
     file order, as numpy arrays: the whole of a (test) split in memory, for evaluation.
 
     Raises:
-        FileNotFoundError: if nothing matches; ValueError: if the files hold no examples.
+        FileNotFoundError: if nothing matches; ValueError: if the files hold no examples, or a record that is
+            not an example of the schema (naming the file and record).
     """
     images, labels, targets, shapes = [], [], [], []
     for path in match_files(file_pattern):
         with open(path, "rb") as f:
-            for record in tfrecord.read_records(f, path):
-                ex = schema.decode_example(record)
+            for i, record in enumerate(tfrecord.read_records(f, path)):
+                try:
+                    ex = schema.decode_example(record)
+                except schema.ExampleError as err:
+                    raise schema.ExampleError(f"{path}, record {i}: {err}") from None
                 images.append(centre_crop(ex[schema.IMAGE], crop).astype(np.float32))
                 labels.append(ex[schema.LABEL])
                 targets.append(ex[schema.TARGET])

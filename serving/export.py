@@ -47,7 +47,7 @@ def versions(model_base: Path) -> list[int]:
     """The complete versions under a model's base path, ascending (directories named by an integer)."""
     if not model_base.is_dir():
         return []
-    return sorted(int(p.name) for p in model_base.iterdir() if p.is_dir() and p.name.isdigit())
+    return sorted(int(p.name) for p in model_base.iterdir() if p.is_dir() and p.name.isascii() and p.name.isdigit())
 
 
 def export(

@@ -195,3 +195,11 @@ def test_a_link_loop_is_named(tmp_path):
         f["entry_1/data_1/data"] = h5py.SoftLink("/entry_1/data_1/data")
     with pytest.raises(ValueError, match=r"loop.cxi: no image stack at .*(cannot be listed|datasets are: none)"):
         FrameFile(path)
+
+
+def test_frames_that_are_not_numbers_are_named(tmp_path):
+    path = tmp_path / "text.cxi"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("entry_1/data_1/data", data=np.full((1, 6, 8), b""), dtype=h5py.string_dtype())
+    with FrameFile(path) as frames, pytest.raises(ValueError, match=r"text.cxi: cannot read frames 0…0 of /entry_1"):
+        frames.frame(0)

@@ -128,3 +128,12 @@ def test_preprocess_is_the_pipeline_s_deterministic_part():
 def test_bad_data_config_names_the_key():
     with pytest.raises(ValueError, match="normalize must be one of dataset, log, none"):
         DataConfig(normalize="zscore")
+
+
+def test_a_record_that_is_not_an_example_is_named_by_file_and_record(tmp_path):
+    from spizoo.data.pipeline import load_examples
+
+    path = tmp_path / "bad.tfrecord-00000-of-00001"
+    path.write_bytes(tfrecord.frame(b"\x0a\x00") + tfrecord.frame(b"not a protobuf \xff"))
+    with pytest.raises(schema.ExampleError, match=r"bad.tfrecord-00000-of-00001, record 0: "):
+        load_examples(str(path), 8)

@@ -352,11 +352,9 @@ def test_yaml_configs_fuzzed_at_length(tmp_path):
 
 N_FRAMES, SHAPE = 5, (6, 8)
 ACCEPTED_ERRORS = ("ValueError", "FileNotFoundError", "IndexError")
-# Errors that data/frames.py lets through unnamed (reported in docs/RELIABILITY.md): (exception, function).
-KNOWN_FRAMES_LEAKS = {
-    ("OSError", "_check_rank"),  # a damaged axes attribute: HDF5's error, not named
-    ("ValueError", "read"),  # a stack of strings: numpy's conversion error, not named
-}
+# Errors that data/frames.py lets through unnamed (exception, function): none left; the last two (a damaged
+# axes attribute in _check_rank, a stack of strings in read) are named since they were found.
+KNOWN_FRAMES_LEAKS: set[tuple[str, str]] = set()
 
 
 def _write_cxi(path: Path) -> None:

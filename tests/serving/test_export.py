@@ -172,3 +172,11 @@ def test_an_export_killed_at_random_moments_never_leaves_a_version_a_server_woul
     config = model_server_config_pb2.ModelServerConfig()
     text_format.Parse((base / export.MODELS_CONFIG).read_text(), config)
     assert config.model_config_list.config[0].version_labels["stable"] == versions[-1]
+
+
+def test_version_directories_are_ascii_numbers_only(tmp_path):
+    from spizoo.serving.export import versions
+
+    for name in ("1", "12", "²", "٣", "v2", "007"):
+        (tmp_path / name).mkdir()
+    assert versions(tmp_path) == [1, 7, 12]
