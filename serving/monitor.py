@@ -288,10 +288,12 @@ class BridgeMonitor(Monitor):
             if train <= self.state["last_train"]:
                 skipped, done_up_to = skipped + 1, self.state["last_train"]  # a replay of what was classified
                 continue
-            frames = stack_detector_data(data, "image.data")
+            frames = stack_detector_data(data, "image.data")  # a new (pulses, modules, ss, fs) array: zeroed in place
             source = next(s for s in data if "image.data" in data[s])
-            mask = stack_detector_data(data, "image.mask", fillvalue=0) if "image.mask" in data[source] else None
-            images = self._view_of(frames)(np.nan_to_num(frames, nan=0.0), mask)
+            np.nan_to_num(frames, copy=False, nan=0.0)  # modules missing from the train
+            if "image.mask" in data[source]:  # EuXFEL's bad-pixel bits: any of them, as for runs (RunFrames)
+                frames[stack_detector_data(data, "image.mask", fillvalue=0) != 0] = 0.0
+            images = self._view_of(frames)(frames)
             pulses = np.asarray(data[source].get("image.pulseId", np.arange(len(images)))).reshape(-1)
             cells = np.asarray(data[source].get("image.cellId", np.full(len(images), -1))).reshape(-1)
             for start in range(0, len(images), self.batch_size):
