@@ -17,6 +17,7 @@ Everything is written under ``OUT.incomplete/`` and moved to ``OUT`` only when t
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -77,6 +78,81 @@ def units(config) -> list[tuple[int, int, int]]:
     n = config.dataset.patterns
     size = config.sim.patterns_per_model if isinstance(config.sim, spi.SpiConfig) else config.dataset.unit_size
     return [(m, m * size, min((m + 1) * size, n)) for m in range(-(-n // size))]
+
+
+def unit_words(config) -> tuple[str, str]:
+    """(what a unit of ``config`` is, the setting that sizes it), e.g. ("particle model", "sim.patterns_per_model")."""
+    if isinstance(config.sim, spi.SpiConfig):
+        return "particle model", "sim.patterns_per_model"
+    return "block", "dataset.unit_size"
+
+
+def units_per_split(config, patterns: int | None = None) -> dict[str, int]:
+    """How many units each split of ``config``'s dataset gets (with ``patterns`` patterns in place of
+    ``dataset.patterns``): splits go by a hash of the unit, so this is exact, and known before any work."""
+    if patterns is not None:
+        config = dataclasses.replace(config, dataset=dataclasses.replace(config.dataset, patterns=patterns))
+    counts = dict.fromkeys(config.dataset.splits, 0)
+    for model_index, _, _ in units(config):
+        counts[split_of(config, model_index)] += 1
+    return counts
+
+
+MIN_SPLIT_UNITS = 2  # a split of fewer units is empty or holds one particle model: worth a warning
+SUGGESTED_SPLIT_UNITS = 3  # the units per split the suggested dataset.patterns gives at least
+
+
+def patterns_filling_splits(config, at_least: int = SUGGESTED_SPLIT_UNITS, limit: int = 1_000_000) -> int | None:
+    """The fewest patterns (whole units) with which every split of non-zero share gets ``at_least`` units
+    (``None`` beyond ``limit`` units)."""
+    size = config.sim.patterns_per_model if isinstance(config.sim, spi.SpiConfig) else config.dataset.unit_size
+    wanted = [name for name, share in config.dataset.splits.items() if share > 0]
+    counts = dict.fromkeys(config.dataset.splits, 0)
+    for model_index in range(limit):
+        counts[split_of(config, model_index)] += 1
+        if all(counts[name] >= at_least for name in wanted):
+            return (model_index + 1) * size
+    return None
+
+
+def small_split_warning(config) -> str | None:
+    """One line if a split (of non-zero share) gets fewer than :data:`MIN_SPLIT_UNITS` units, saying why and
+    which setting fills it (``spizoo train`` refuses an empty training or validation split); else ``None``."""
+    counts = units_per_split(config)
+    small = {name: n for name, n in counts.items() if n < MIN_SPLIT_UNITS and config.dataset.splits[name] > 0}
+    if not small:
+        return None
+    unit, sized_by = unit_words(config)
+    size = config.sim.patterns_per_model if isinstance(config.sim, spi.SpiConfig) else config.dataset.unit_size
+    needed = patterns_filling_splits(config)
+    fix = (
+        f"--set dataset.patterns={needed} gives every split at least {SUGGESTED_SPLIT_UNITS}"
+        if needed
+        else "give the small splits larger shares in dataset.splits"
+    )
+    got = [f"split {name!r} {'none' if n == 0 else 'only 1'}" for name, n in small.items()]
+    got[0] = got[0].replace("' ", "' gets ", 1)
+    effects = []
+    if 0 in small.values():
+        effects.append("an empty split stops spizoo train (training, validation) or evaluate (test)")
+    if 1 in small.values():
+        effects.append(f"a split of one {unit} measures that one alone")
+    return (
+        f"of the {sum(counts.values())} {unit}s ({size} patterns each, {sized_by}; splits go by whole {unit}s), "
+        f"{', '.join(got)}: {'; '.join(effects)}; {fix}"
+    )
+
+
+def units_done(out: str | Path) -> int:
+    """How many units of a run into ``out`` are finished so far (their chunks complete under
+    ``OUT.incomplete/chunks/``): the pipeline's progress, readable from another process while it runs, whatever
+    the runner (on a local or mounted file system; 0 elsewhere)."""
+    root = Path(str(out) + ".incomplete") / "chunks"
+    try:
+        splits = [entry.path for entry in os.scandir(root) if entry.is_dir()]
+        return sum(1 for split in splits for entry in os.scandir(split) if entry.name.endswith(".tfrecord.json"))
+    except OSError:  # not there (yet, or any more)
+        return 0
 
 
 def unit_examples(config, unit: tuple[int, int, int], chash: str) -> tuple[list[bytes], dict, list[np.ndarray]]:

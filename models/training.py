@@ -20,6 +20,8 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +144,31 @@ def batch_norm_statistics_callback(dataset, batches: int):
                     la.rate = r
 
     return PreciseBatchNorm()
+
+
+def epoch_progress_callback(steps: int, *, interval: float = 10.0, clock=time.monotonic):
+    """Progress within each epoch where standard output is no terminal (a log file, a pipe), where Keras'
+    bar would write a line per batch: ``epoch 2/3: 40/120 batches (33%), loss 0.71, 12 s`` when another tenth
+    of the epoch's ``steps`` is done, at most once per ``interval`` seconds. On a terminal Keras' bar runs."""
+    import keras  # loads TensorFlow: only when used
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch, self.start, self.last, self.tenths = epoch, clock(), clock(), 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            now, tenths = clock(), 10 * (batch + 1) // steps
+            if tenths > self.tenths and now - self.last >= interval and batch + 1 < steps:
+                loss = f", loss {float(logs['loss']):.4g}" if logs and "loss" in logs else ""
+                epochs = self.params.get("epochs")
+                print(
+                    f"epoch {self.epoch + 1}/{epochs}: {batch + 1}/{steps} batches ({(batch + 1) / steps:.0%})"
+                    f"{loss}, {now - self.start:.0f} s",
+                    flush=True,
+                )
+                self.last, self.tenths = now, tenths
+
+    return EpochProgress()
 
 
 def resume_epoch(run_dir: Path) -> int:
@@ -313,6 +340,9 @@ def _fit(config, info: dict, data_dir: Path, run_dir: Path, first: int, policy: 
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=first > 0),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
     ]
+    terminal = sys.stdout.isatty()
+    if not terminal:  # Keras' bar (verbose=1) would write a line per batch; a line per epoch, and these within
+        callbacks.append(epoch_progress_callback(steps))
     multi_worker = (
         compat.keras_multi_worker_fit(model, val_ds) if tc.strategy == "multi_worker" else contextlib.nullcontext()
     )
@@ -324,7 +354,7 @@ def _fit(config, info: dict, data_dir: Path, run_dir: Path, first: int, policy: 
             validation_data=val_ds,
             validation_steps=val_steps,
             callbacks=callbacks,
-            verbose=2,
+            verbose=1 if terminal else 2,
             shuffle=False,  # make_dataset shuffles by (seed, epoch); Keras cannot shuffle a tf.data.Dataset
         )
     final = {k: float(v[-1]) for k, v in history.history.items()} if history.history else {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 
 import numpy as np
 import scipy.optimize
@@ -51,7 +52,15 @@ def _quaternion(r: np.ndarray) -> np.ndarray:
     return icosahedral.project(np.concatenate([[1.0], r]) / np.sqrt(1.0 + r @ r))
 
 
-def fit_pattern(image: np.ndarray, cfg: MsftConfig, *, starts: int = 50, iterations: int = 50, rng=None) -> FitResult:
+def fit_pattern(
+    image: np.ndarray,
+    cfg: MsftConfig,
+    *,
+    starts: int = 50,
+    iterations: int = 50,
+    rng=None,
+    progress: Callable[[int], None] | None = None,
+) -> FitResult:
     """Reconstructs (orientation, radius) of one log-intensity image by Monte-Carlo simplex.
 
     Args:
@@ -60,6 +69,8 @@ def fit_pattern(image: np.ndarray, cfg: MsftConfig, *, starts: int = 50, iterati
         starts: random initial points (seed 001: 50).
         iterations: Nelder–Mead iterations per start (seed 001: 50).
         rng: seed or generator for the starting points.
+        progress: called with the simplex iterations done since its last call, ``starts * iterations`` in all
+            (a start that converges early counts its remaining iterations when it ends).
     """
     if image.shape != tuple(cfg.detector.pixels):
         raise ValueError(
@@ -86,9 +97,23 @@ def fit_pattern(image: np.ndarray, cfg: MsftConfig, *, starts: int = 50, iterati
         x0 = np.append(q0[1:] / q0[0], rng.uniform(lo, hi))
         simplex_scale = np.array([0.05, 0.05, 0.05, 0.05 * (hi - lo)])
         initial = np.vstack([x0, x0 + np.diag(simplex_scale)])
+        done = 0
+
+        def step(_):
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(1)
+
         res = scipy.optimize.minimize(
-            loss, x0, method="Nelder-Mead", options={"maxiter": iterations, "initial_simplex": initial, "xatol": 1e-6}
+            loss,
+            x0,
+            method="Nelder-Mead",
+            callback=step,
+            options={"maxiter": iterations, "initial_simplex": initial, "xatol": 1e-6},
         )
+        if progress is not None and done < iterations:
+            progress(iterations - done)
         if best is None or res.fun < best[0]:
             best = (float(res.fun), res.x.copy())
         history.append((count, best[0], _quaternion(best[1][:3]), float(np.clip(best[1][3], lo, hi))))

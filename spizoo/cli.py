@@ -7,9 +7,9 @@ import contextlib
 import difflib
 import errno
 import importlib
-import json
 import logging
 import os
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -19,8 +19,6 @@ from spizoo.commands import VERBS
 from spizoo.core import compat
 from spizoo.core.config import ConfigError
 from spizoo.core.errors import tensorflow_message
-from spizoo.serving.client import ServingClientError
-from spizoo.serving.predictor import ModelOutputError
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -42,6 +40,15 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+PAPERS = """\
+"seed 000" and "seed 001" in the help texts are the two papers spizoo implements, and "§4.1", "section
+4.1", "fig. 4b" and "appendix C" their parts: seed 000 is Han & Li, "Data Classification with Residual
+Network for SPI Experiments" (small-angle hits, ResNet-10, VGG16 + logistic regression); seed 001 is
+Stielow et al., "Fast reconstruction of single-shot wide-angle diffraction images through deep
+learning", MLST 1 045007 (2020) (MSFT patterns, ResNet-34 regression, the forward-fit baseline).
+"spizoo VERB --help" shows a verb's options and a runnable example."""
+
+
 def _module(verb: str):
     return importlib.import_module(f"spizoo.commands.{verb.replace('-', '_')}")
 
@@ -49,7 +56,9 @@ def _module(verb: str):
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The parser of ``spizoo``; only ``verb``'s module is imported and its arguments added."""
     parser = argparse.ArgumentParser(
-        prog="spizoo", description="XFEL single-particle-imaging model zoo and data layer."
+        prog="spizoo",
+        description="XFEL single-particle-imaging model zoo and data layer.",
+        epilog=PAPERS,
     )
     parser.add_argument("--version", action="version", version=f"spizoo {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -59,6 +68,8 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
             parser.verb_parser = sub
             module = _module(name)
             sub.description = textwrap.dedent(module.DESCRIPTION)
+            if "seed 00" in sub.description.lower():
+                sub.epilog = PAPERS.rsplit("\n", 1)[0]  # what "seed 001 fig. 4b" means
             module.add_arguments(sub)
             for action in sub._actions:  # argparse shows nothing, not even the default, for an option without help
                 if action.help is None and action.option_strings and action.default not in (None, False, []):
@@ -98,7 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     if not verbose:
         _quiet_logging()
     with contextlib.nullcontext() if verbose else compat.quiet_stderr():
-        return _main(argv)
+        try:
+            return _main(argv)
+        except KeyboardInterrupt:  # before a verb started work (while its libraries load): nothing to say but that
+            verb = next((a for a in argv if a in VERBS), None)
+            print(f"spizoo{' ' + verb if verb else ''}: interrupted", file=sys.stderr)
+            return 130
 
 
 OS_ERRORS = {
@@ -155,6 +171,13 @@ def error_message(err: Exception, args: argparse.Namespace, parser: argparse.Arg
     without an image stack at the CXI locations, the option that names one."""
     text = os_error_message(err, args, parser) if isinstance(err, OSError) else str(err)
     text = " ".join(text.split())  # one line: libraries (h5py) put newlines into theirs
+    from spizoo.serving.client import ServingClientError  # loaded with the verb already
+
+    if isinstance(err, ServingClientError):
+        text = re.sub(r"\[Errno -?\d+\] ", "", text)  # "connection refused", not "[Errno 111] Connection refused"
+        urls = [v for v in vars(args).values() if isinstance(v, str) and "://" in v]
+        if urls and not any(url.rstrip("/") in text for url in urls):
+            text += f" (model server {urls[0]})"
     if "no image stack at" in text and "--dataset" in {o for a in parser._actions for o in a.option_strings}:
         if getattr(args, "dataset", None):
             text += "; give another --dataset"
@@ -165,6 +188,11 @@ def error_message(err: Exception, args: argparse.Namespace, parser: argparse.Arg
 
 
 def _main(argv: list[str]) -> int:
+    # The errors a verb reports in one line; imported here (a second, loading the simulator) rather than at the
+    # top, so that a Ctrl-C while Python loads them is one line too.
+    from spizoo.serving.client import ServingClientError
+    from spizoo.serving.predictor import ModelOutputError
+
     verb = next((a for a in argv if a in VERBS), None)
     parser = build_parser(verb)
     args, unknown = parser.parse_known_args(argv)
@@ -182,18 +210,22 @@ def _main(argv: list[str]) -> int:
     except (ConfigError, ValueError, OSError, ServingClientError, ModelOutputError) as err:
         print(f"spizoo {args.verb}: error: {error_message(err, args, parser.verb_parser)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"spizoo {args.verb}: interrupted; the same command resumes or starts afresh", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        said = str(err) or getattr(module, "INTERRUPTED", "interrupted; the same command resumes or starts afresh")
+        print(f"spizoo {args.verb}: {said}", file=sys.stderr)
         return 130
     except Exception as err:
         if not type(err).__module__.startswith("tensorflow"):
             raise
         print(f"spizoo {args.verb}: error: {tensorflow_message(err)}", file=sys.stderr)
         return 2
-    print(
-        json.dumps(summary, indent=2) if args.json else f"spizoo {args.verb}: {module.summary_line(summary)}",
-        flush=True,
-    )
+    from spizoo.commands._common import json_text, report_text  # a verb's module has loaded it already
+
+    if args.json:
+        print(json_text(summary), flush=True)
+    else:
+        rows = module.summary_rows(summary, args) if hasattr(module, "summary_rows") else []
+        print(report_text(f"spizoo {args.verb}: {module.summary_line(summary)}", rows), flush=True)
     return 0
 
 

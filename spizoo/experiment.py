@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from spizoo.beam_pipelines.config import DatasetConfig
-from spizoo.core.config import load_config
+from spizoo.core.config import ConfigError, load_config
 from spizoo.core.task import Task
 from spizoo.data.pipeline import DataConfig
 from spizoo.models import registry
@@ -43,8 +43,47 @@ class Config:
 
 
 def load(path: str | Path, overrides: Sequence[str] = ()) -> Config:
-    """Loads a config file strictly, with ``--set`` overrides applied last."""
-    return load_config(path, Config, overrides)
+    """Loads a config file strictly, with ``--set`` overrides applied last.
+
+    Raises:
+        ConfigError: naming the file for a fault of the file, and the ``--set`` value for a fault of an override
+            (the file alone loads).
+    """
+    try:
+        config = load_config(path, Config, overrides)
+    except ConfigError as err:
+        if not overrides:
+            raise
+        try:
+            load_config(path, Config)  # the file alone: if it fails too, the fault is the file's
+        except ConfigError:
+            raise err from None
+        raise ConfigError(_blame_override(str(err), str(path), overrides)) from None
+    if config.seed < 0:
+        where = next((o for o in reversed(overrides) if o.split("=", 1)[0].strip() == "seed"), None)
+        raise ConfigError(
+            f"{f'--set {where}' if where else path}: seed: expected a non-negative integer, got {config.seed}"
+        )
+    return config
+
+
+def _blame_override(message: str, path: str, overrides: Sequence[str]) -> str:
+    """The message of an error that only the overrides cause, said of the ``--set`` values it is about: those
+    whose key is the error's key path, inside it or above it (else every override)."""
+    text = message.removeprefix(f"{path}: ")
+    if text.startswith("--set "):  # apply_overrides names the item itself
+        return text
+    where = text.split(": ", 1)[0].split(".kind", 1)[0]
+    keys = [o.split("=", 1)[0].strip() for o in overrides]
+    if "unknown key '" in text:  # the override that names the key
+        unknown = text.split("unknown key '", 1)[1].split("'", 1)[0]
+        where = unknown if where == "config" else f"{where}.{unknown}"
+
+    def about(key: str) -> bool:
+        return key == where or key.startswith(f"{where}.") or where.startswith(f"{key}.")
+
+    named = [o for o, key in zip(overrides, keys, strict=True) if about(key)] or list(overrides)
+    return f"--set {', --set '.join(named)}: {text} ({path} itself is fine)"
 
 
 def task(config: Config) -> Task:

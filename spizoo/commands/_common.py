@@ -1,8 +1,14 @@
-"""Arguments and helpers that several verbs share."""
+"""Arguments and helpers that several verbs share: options, path checks, progress, and the summary a person
+reads."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
+import sys
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from spizoo import experiment
@@ -14,6 +20,26 @@ def add_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)"
     )
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0 (``--seed``)."""
+    return _int_at_least(text, 0, "a non-negative integer")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (``--workers``, ``-n``)."""
+    return _int_at_least(text, 1, "a positive integer")
+
+
+def _int_at_least(text: str, low: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+    return value
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -145,3 +171,134 @@ def load_predictor(model: str, threshold: float | None = None) -> Predictor:
         f"{model}: not a run directory (no best.keras), an exported SavedModel (no saved_model.pb or numbered "
         "versions) or a server URL (http://, grpc://)"
     )
+
+
+# Progress of long loops: a bar on a terminal; in a log file or a pipe a line now and then, never a line per step.
+
+
+class Progress:
+    """Progress over ``total`` steps (``update(n)``, or iterate over ``iterable``), written to ``stream``
+    (standard error): a tqdm bar when it is a terminal, otherwise a line ``DESC: 40/120 UNITs (33%), 12 s`` when
+    another tenth of the work is done, at most one per ``interval`` seconds, and a last line if any was written.
+
+    Args:
+        iterable: what to iterate over (optional).
+        total: the number of steps (default: ``len(iterable)`` where it has one).
+        desc, unit: the line's label and the name of a step.
+        leave: on a terminal, keep the finished bar (tqdm's ``leave``).
+        interval: least seconds between two lines when not on a terminal.
+        stream, clock: where to write and what time it is (for tests).
+    """
+
+    def __init__(
+        self,
+        iterable: Iterable | None = None,
+        *,
+        total: int | None = None,
+        desc: str,
+        unit: str,
+        initial: int = 0,
+        leave: bool = True,
+        interval: float = 10.0,
+        stream=None,
+        clock=time.monotonic,
+    ):
+        self.iterable = iterable
+        if total is None and hasattr(iterable, "__len__"):
+            total = len(iterable)
+        self.total, self.desc, self.unit, self.done = total, desc, unit, initial
+        self.stream = stream if stream is not None else sys.stderr
+        self.interval, self.clock = interval, clock
+        self.start = self.last = clock()
+        self.tenths, self.lines, self.shown = self._tenths(), 0, initial
+        self.bar = None
+        if getattr(self.stream, "isatty", lambda: False)():
+            from tqdm import tqdm  # a terminal's bar
+
+            self.bar = tqdm(total=total, desc=desc, unit=unit, initial=initial, leave=leave, file=self.stream)
+
+    def _tenths(self) -> int:
+        return int(10 * self.done / self.total) if self.total else 0
+
+    def __iter__(self) -> Iterator:
+        try:
+            for item in self.iterable:
+                yield item
+                self.update()
+        finally:
+            self.close()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+            return
+        now = self.clock()
+        tenths = self._tenths()
+        if (tenths > self.tenths or not self.total) and now - self.last >= self.interval:
+            self._line(now)
+            self.tenths = tenths
+
+    def set(self, done: int) -> None:
+        """Moves to ``done`` steps (for a count polled from elsewhere)."""
+        if done > self.done:
+            self.update(done - self.done)
+
+    def _line(self, now: float) -> None:
+        of = f"/{self.total:,}" if self.total else ""
+        share = f" ({self.done / self.total:.0%})" if self.total else ""
+        print(f"{self.desc}: {self.done:,}{of} {self.unit}s{share}, {now - self.start:.0f} s", file=self.stream)
+        self.stream.flush()
+        self.last, self.lines, self.shown = now, self.lines + 1, self.done
+
+    def close(self) -> None:
+        """Ends the bar; after lines, the last one (the count reached), once."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        elif self.lines and self.done != self.shown:
+            self._line(self.clock())
+
+
+# What a verb prints when it is done: its headline, then a few aligned lines (what is where, the key figures, the
+# next command); ``--json`` prints the whole summary instead.
+
+
+def json_text(value) -> str:
+    """``value`` as indented JSON, with every list of plain values on one line (a confusion matrix is a few
+    rows of numbers, not one number a line); ``json.loads`` gives back the same value."""
+
+    def text(item, depth: int) -> str:
+        pad, end = "  " * (depth + 1), "  " * depth
+        if isinstance(item, dict) and item:
+            inner = ",\n".join(f"{pad}{json.dumps(str(k))}: {text(v, depth + 1)}" for k, v in item.items())
+            return "{\n" + inner + "\n" + end + "}"
+        if isinstance(item, (list, tuple)) and any(isinstance(v, (dict, list, tuple)) for v in item):
+            return "[\n" + ",\n".join(pad + text(v, depth + 1) for v in item) + "\n" + end + "]"
+        return json.dumps(list(item) if isinstance(item, tuple) else item)
+
+    return text(value, 0)
+
+
+def report_text(headline: str, rows: list[tuple[str, str]]) -> str:
+    """The headline, then one ``label  value`` line per row with the values aligned (a value of several lines
+    keeps its column)."""
+    rows = [(label, str(value)) for label, value in rows if value not in (None, "")]
+    width = max((len(label) for label, _ in rows), default=0)
+    lines = [headline]
+    for label, value in rows:
+        first, *more = value.splitlines() or [""]
+        lines.append(f"  {label:<{width}}  {first}")
+        lines.extend(f"  {'':<{width}}  {line}" for line in more)
+    return "\n".join(lines)
+
+
+def quoted(path: str | Path) -> str:
+    """A path as a shell word (quoted where it has to be), for the command a summary suggests next."""
+    return shlex.quote(str(path))

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
 
 from spizoo import plots
-from spizoo.commands._common import input_dir, load_run, output_dir
+from spizoo.commands._common import input_dir, json_text, load_run, output_dir, quoted
 from spizoo.core.labels import CLASS_NAMES
 from spizoo.data.pipeline import load_dataset_info, load_examples, preprocess
 from spizoo.models import load_model
@@ -19,15 +18,19 @@ from spizoo.models.training import pipeline_config, predict_dataset
 
 DESCRIPTION = """\
     Evaluate RUN_DIR/best.keras on the records matching DATA into RUN_DIR/evaluation/: report.json
-    (classifiers: accuracy, confusion matrix, good/bad table, false-negative and false-positive
-    rates per particle geometry, the single-hit threshold for --target-fpr; regressors: mean and
-    maximum relative errors) and PNGs (confusion matrix or error histograms, training curves,
-    misclassified patterns, t-SNE of VGG16 features).
+    (classifiers: accuracy, confusion matrix, the good/bad table of seed 000 section 5.2 (Han & Li:
+    single hit = good), false-negative and false-positive rates per particle geometry, the
+    single-hit threshold for --target-fpr; regressors: the mean and maximum relative errors of
+    seed 001 appendix C (Stielow et al., MLST 1 045007 (2020)) and the mean error of each of
+    q0, q1, q2, q3 (the orientation quaternion) and radius, by name) and PNGs (confusion matrix or error
+    histograms, training curves, misclassified patterns, t-SNE of VGG16 features).
 
     example:
       spizoo evaluate out/quick_run --data 'out/quick_ds/*-test.tfrecord-*' --target-fpr 0.01
     """
 GRID_EXAMPLES = 24  # misclassified patterns shown
+TARGETS = ("q0", "q1", "q2", "q3", "radius")  # the regressor's outputs: quaternion (w, x, y, z) and radius
+INTERRUPTED = "interrupted; the report was not written (the same command starts afresh)"
 TSNE_EXAMPLES = 2000  # patterns embedded by t-SNE (its cost grows as n log n)
 
 
@@ -57,6 +60,55 @@ def summary_line(report: dict) -> str:
     )
 
 
+def summary_rows(report: dict, args: argparse.Namespace) -> list[tuple[str, str]]:
+    out = Path(report["report"]).parent
+    rows = [("report", report["report"]), ("figures", ", ".join(p.name for p in sorted(out.glob("*.png"))))]
+    if "confusion_matrix" in report:
+        rows.append(("confusion", confusion_table(report["confusion_matrix"])))
+    if "good_bad" in report:
+        gb = report["good_bad"]
+        rows.append(
+            (
+                "single hits",
+                f"{gb['good_good']} found, {gb['good_bad']} missed; {gb['bad_good']} other patterns called single, "
+                f"{gb['bad_bad']} not (at the model's own decision)",
+            )
+        )
+        point = report["operating_point"]
+        rows.append(
+            (
+                "threshold",
+                f"{point['threshold']:.3f}: false positives {point['false_positive_rate']:.1%} (target "
+                f"{point['target']:.1%}), single hits kept {point['true_positive_rate']:.1%}",
+            )
+        )
+    if "mean_error_by_parameter" in report:
+        errors = report["mean_error_by_parameter"]
+        rows.append(("mean error", ", ".join(f"{name} {value:.2%}" for name, value in errors.items())))
+        mean, worst = report["mean_relative_error"], report["max_relative_error"]
+        rows.append(
+            (
+                "relative error",
+                f"mean {mean['mean']:.2%} (median {mean['median']:.2%}), max {worst['mean']:.2%} (seed 001 appendix C)",
+            )
+        )
+    name = "sizes" if "mean_error_by_parameter" in report else "hits"
+    rows.append(("next", f"spizoo export {quoted(args.run_dir)} --name {name} --base-path out/models"))
+    return rows
+
+
+def confusion_table(confusion: dict) -> str:
+    """The confusion matrix as a few aligned rows: true classes down, predicted across."""
+    names, counts = confusion["rows_true_columns_predicted"], confusion["counts"]
+    width = max(len(str(c)) for row in counts for c in row)
+    width = max(width, *(len(n) for n in names))
+    head = "true \\ predicted"
+    lines = [f"{head:<{len(head)}} " + " ".join(f"{n:>{width}}" for n in names)]
+    for name, row in zip(names, counts, strict=True):
+        lines.append(f"{name:<{len(head)}} " + " ".join(f"{c:>{width}}" for c in row))
+    return "\n".join(lines)
+
+
 def evaluate(run_dir: str | Path, pattern: str, *, target_fpr: float = 0.01, batch_size: int = 64) -> dict:
     """Evaluates ``run_dir/best.keras`` on the records matching ``pattern``; writes ``run_dir/evaluation/``."""
     run_dir = Path(run_dir)
@@ -71,8 +123,8 @@ def evaluate(run_dir: str | Path, pattern: str, *, target_fpr: float = 0.01, bat
         )
     output_dir(run_dir / "evaluation", "the report directory")
     config, task = load_run(run_dir)
+    images, labels, targets, shapes = load_examples(pattern, config.data.crop)  # before TensorFlow loads
     model = load_model(run_dir / "best.keras")
-    images, labels, targets, shapes = load_examples(pattern, config.data.crop)
     predict = _predictor(config, run_dir, images, batch_size)
     outputs = predict(model).astype(np.float64)
     out = run_dir / "evaluation"
@@ -80,6 +132,7 @@ def evaluate(run_dir: str | Path, pattern: str, *, target_fpr: float = 0.01, bat
     if task.report == "regressor":
         report = regressor_report(outputs, targets)
         per = report.pop("_per_pattern")
+        report["mean_error_by_parameter"] = dict(zip(TARGETS, report["per_parameter_mean_error"], strict=True))
         plots.error_histograms(per["mean"], per["max"], out / "relative_errors.png")
     else:
         if task.report == "binary":
@@ -111,7 +164,7 @@ def evaluate(run_dir: str | Path, pattern: str, *, target_fpr: float = 0.01, bat
         rows = list(csv.DictReader(history.open()))
         plots.training_curves(rows, out / "training_curves.png")
     report["data"] = pattern
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "report.json").write_text(json_text(report))  # rows of the confusion matrix on a line each
     report["report"] = str(out / "report.json")
     return report
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spizoo.commands._common import load_run
+from spizoo.commands._common import input_dir, load_run, output_dir, quoted
 from spizoo.serving import export
 
 DESCRIPTION = """\
@@ -18,6 +18,7 @@ DESCRIPTION = """\
       spizoo export out/quick_run --name hits --base-path out/models
       spizoo serve --model-config-file out/models/models.config
     """
+INTERRUPTED = "interrupted; no version was written (the same command starts afresh)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    if Path(args.run_dir).exists():  # a missing one: load_run says to train first
+        input_dir(args.run_dir, "RUN_DIR", hint="give the run directory of `spizoo train … --out RUN_DIR`")
+    output_dir(args.base_path, "--base-path")
     path = export_run(
         args.run_dir, args.base_path, args.name, version=args.version, config_base_path=args.config_base_path
     )
@@ -45,3 +49,14 @@ def export_run(run_dir: str | Path, base_path: str | Path, name: str, **options)
 
 def summary_line(summary: dict) -> str:
     return f"exported {summary['path']}; serve it with: spizoo serve --model-config-file {summary['models_config']}"
+
+
+def summary_rows(summary: dict, args: argparse.Namespace) -> list[tuple[str, str]]:
+    shape = "×".join(str(n) for n in summary["image_shape"])
+    labels = summary.get("labels")
+    return [
+        ("version", f"{summary['path']} (SavedModel: raw {shape} frames in, the training preprocessing in its graph)"),
+        ("outputs", f"classes {', '.join(labels)}" if labels else "quaternion, radius_nm"),
+        ("server config", f"{summary['models_config']}, {Path(summary['models_config']).parent / 'monitoring.config'}"),
+        ("next", f"spizoo serve --model-config-file {quoted(summary['models_config'])}"),
+    ]

@@ -11,23 +11,30 @@ from pathlib import Path
 import numpy as np
 
 from spizoo import experiment
-from spizoo.commands._common import input_dir, load_predictor, output_file
+from spizoo.commands._common import input_dir, load_predictor, output_file, quoted
 from spizoo.data.cxi import read_extras, read_frame
 from spizoo.plots import fit_summary
 from spizoo.sim import icosahedral
 
 DESCRIPTION = """\
-    Gather DIRECTORY/fit_<i>/fit_<i>.json (spizoo fit-pattern on DIRECTORY/patterns.cxi) into
-    DIRECTORY/summary.json and DIRECTORY/error_vs_simulations.png: median and central 90 % of the
-    best fit's mean relative error against forward simulations, and the wall time per pattern. With
-    --model, the regressor predicts the same patterns and is drawn and timed alongside.
+    Seed 001 fig. 4b, i.e. figure 4b of Stielow et al., "Fast reconstruction of single-shot
+    wide-angle diffraction images through deep learning", MLST 1 045007 (2020): how the error of
+    the Monte-Carlo simplex fit (spizoo fit-pattern) falls with the forward simulations it spends,
+    against the network's error and time. Gathers DIRECTORY/fit_<i>/fit_<i>.json (spizoo fit-pattern
+    on DIRECTORY/patterns.cxi) into DIRECTORY/summary.json and DIRECTORY/error_vs_simulations.png:
+    median and central 90 % of the best fit's mean relative error against forward simulations, and
+    the wall time per pattern. With --model (a regressor trained on patterns of the same size), the
+    network predicts the same patterns and is drawn and timed alongside.
 
     example:
-      spizoo simulate configs/sim_msft.yaml -n 3 --out out/fits
-      for i in 0 1 2; do spizoo fit-pattern configs/sim_msft.yaml out/fits/patterns.cxi \\
+      spizoo simulate configs/quickstart_msft.yaml -n 3 --out out/fits
+      for i in 0 1 2; do spizoo fit-pattern configs/quickstart_msft.yaml out/fits/patterns.cxi \\
         --index $i --starts 5 --out out/fits/fit_$i; done
+      spizoo generate configs/quickstart_msft.yaml --out out/msft_ds
+      spizoo train configs/quickstart_msft.yaml --data out/msft_ds --out out/msft_run
       spizoo fit-summary out/fits --model out/msft_run
     """
+INTERRUPTED = "interrupted; no summary was written (the same command starts afresh)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +61,33 @@ def summary_line(summary: dict) -> str:
         net = summary["network"]
         line += f", network {net['median_mean_relative_error']:.2%} in {net['median_seconds_per_pattern'] * 1e3:.0f} ms"
     return f"{line}; wrote {summary['outputs'][0]}"
+
+
+def summary_rows(summary: dict, args: argparse.Namespace) -> list[tuple[str, str]]:
+    fit = summary["forward_fit"]
+    rows = [
+        ("summary", summary["outputs"][0]),
+        ("figure", f"{summary['outputs'][1]} (seed 001 fig. 4b)"),
+        (
+            "forward fit",
+            f"median error {fit['median_mean_relative_error']:.2%} (worst max {fit['worst_max_relative_error']:.2%}) "
+            f"after {fit['median_forward_simulations']:,.0f} simulations, {fit['median_seconds_per_pattern']:.1f} s "
+            f"per pattern ({fit['starts']} starts × {fit['iterations']} iterations)",
+        ),
+    ]
+    if "network" in summary:
+        net = summary["network"]
+        rows.append(
+            (
+                "network",
+                f"median error {net['median_mean_relative_error']:.2%} "
+                f"(worst max {net['worst_max_relative_error']:.2%}), "
+                f"{net['median_seconds_per_pattern'] * 1e3:.1f} ms per pattern ({net['model']})",
+            )
+        )
+    else:
+        rows.append(("next", f"spizoo fit-summary {quoted(args.directory)} --model RUN   (the network beside it)"))
+    return rows
 
 
 def summarise(directory: str | Path, model: str | None = None) -> dict:

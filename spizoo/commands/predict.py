@@ -9,9 +9,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from spizoo.commands._common import add_dataset, input_file, output_file
+from spizoo.commands._common import Progress, add_dataset, input_file, output_file, quoted
 from spizoo.core.labels import names_for
 from spizoo.data.frames import FrameFile
 from spizoo.serving.predictor import Predictor, from_server
@@ -22,17 +21,22 @@ DESCRIPTION = """\
     print the first rows and the frames per class (--out for all rows). The same path as spizoo
     classify with a server URL as MODEL, which writes a results file with a summary instead.
 
+    The frames must be of the size the model was trained on (or larger: its centre is cropped), e.g.
+    the 64×64 frames of configs/quickstart.yaml for the model of `spizoo train configs/quickstart.yaml`.
+
     example:
-      spizoo predict --server http://127.0.0.1:8501 --model hits out/spi/patterns.cxi
-      spizoo predict --server grpc://127.0.0.1:8500 --model hits out/spi/patterns.cxi --out pred.csv
+      spizoo predict --server http://127.0.0.1:8501 --model hits out/sim/patterns.cxi
+      spizoo predict --server grpc://127.0.0.1:8500 --model hits out/sim/patterns.cxi --out pred.csv
       spizoo predict --server http://127.0.0.1:8501 --model hits run_0042.h5 --dataset /data/frames
     """
 PREVIEW_ROWS = 5  # rows printed without --out
+SCHEMES = ("http://", "https://", "grpc://")
+INTERRUPTED = "interrupted; no rows were written (the same command starts afresh)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="CXI or HDF5 file of frames")
-    parser.add_argument("--server", required=True, help="http://HOST:PORT (REST) or grpc://HOST:PORT")
+    parser.add_argument("--server", required=True, help="http://HOST:PORT (REST) or grpc://HOST:PORT (gRPC)")
     parser.add_argument("--model", required=True, help="model name on the server")
     add_dataset(parser)
     parser.add_argument("--batch-size", type=int, default=16, help="frames per request")
@@ -43,6 +47,11 @@ def run(args: argparse.Namespace) -> dict:
     input_file(args.file, "FILE", suggest="*.cxi")
     if args.out:
         output_file(args.out, "--out", example="predictions.csv")
+    if not args.server.startswith(SCHEMES) or "/" in args.server.split("://", 1)[1].strip("/"):
+        raise ValueError(
+            f"--server {args.server}: give the server's URL, http://HOST:PORT (REST) or grpc://HOST:PORT (gRPC), "
+            "e.g. http://127.0.0.1:8501, and the model's name with --model"
+        )
     predictor = from_server(f"{args.server.rstrip('/')}/{args.model}")
     rows = predict_file(predictor, args.file, batch_size=args.batch_size, out=args.out, dataset=args.dataset)
     summary = {"frames": len(rows), "out": args.out}
@@ -85,6 +94,21 @@ def summary_line(summary: dict) -> str:
     return f"{summary['frames']:,} frames predicted{where}{per_class}"
 
 
+def summary_rows(summary: dict, args: argparse.Namespace) -> list[tuple[str, str]]:
+    model = f"{args.server.rstrip('/')}/{args.model}"
+    results = Path(args.file).with_suffix(".results.h5").name
+    return [
+        ("server", f"{model} ({'gRPC' if model.startswith('grpc') else 'REST'})"),
+        ("rows", summary["out"] or "above (a preview); --out FILE.csv writes them all"),
+        (
+            "next",
+            f"spizoo classify {quoted(model)} {quoted(args.file)}"
+            + (f" --dataset {quoted(args.dataset)}" if args.dataset else "")
+            + f" --out {quoted(results)}   (a results file, its summary and a hit-rate plot)",
+        ),
+    ]
+
+
 def predict_file(
     predictor: Predictor,
     path: str | Path,
@@ -103,7 +127,9 @@ def predict_file(
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     rows = []
     with FrameFile(path, dataset) as stack:
-        for start, frames in tqdm(stack.batches(batch_size), desc="predict", unit="batch", leave=False):
+        total = -(-len(stack) // batch_size)
+        batches = Progress(stack.batches(batch_size), total=total, desc="predict", unit="batch", leave=False)
+        for start, frames in batches:
             outputs = predictor.predict(frames)
             for i in range(len(frames)):
                 row = {"frame": start + i}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import threading
 from pathlib import Path
@@ -22,7 +23,10 @@ DESCRIPTION = """\
 
     example:
       spizoo serve --model-config-file out/models/models.config --rest-api-port 8501 --port 8500
-      curl -d '{"instances": [[[0, 1], [2, 3]]]}' localhost:8501/v1/models/hits:predict
+      # then, in a second terminal:
+      curl -s localhost:8501/v1/models/hits             # its versions and their state
+      curl -s localhost:8501/v1/models/hits/metadata    # its signatures: inputs and outputs
+      spizoo predict out/sim/patterns.cxi --server http://127.0.0.1:8501 --model hits
     """
 
 
@@ -113,9 +117,24 @@ def run(args: argparse.Namespace) -> dict:
         poll_seconds=args.file_system_poll_wait_seconds,
         batching=batching,
     )
-    server = Server(
-        manager, host=args.host, rest_port=args.rest_api_port, grpc_port=args.port, max_body_bytes=args.max_body_bytes
-    )
+    try:
+        server = Server(
+            manager,
+            host=args.host,
+            rest_port=args.rest_api_port,
+            grpc_port=args.port,
+            max_body_bytes=args.max_body_bytes,
+        )
+    except OSError as err:  # the REST port binds first: Python's "[Errno 98] Address already in use" names nothing
+        if err.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        problem = {errno.EADDRINUSE: "is in use (another server?)", errno.EACCES: "needs privileges"}.get(
+            err.errno, "is not an address of this machine"
+        )
+        raise OSError(
+            f"cannot serve REST on http://{args.host}:{args.rest_api_port}: the address {problem}; give another "
+            "--rest-api-port (or --host)"
+        ) from None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -139,3 +158,8 @@ def run(args: argparse.Namespace) -> dict:
 
 def summary_line(summary: dict) -> str:
     return "stopped"
+
+
+def summary_rows(summary: dict, args: argparse.Namespace) -> list[tuple[str, str]]:
+    served = "; ".join(f"{name} (versions {', '.join(map(str, v)) or 'none'})" for name, v in summary["served"].items())
+    return [("served", served), ("again", "the same command (versions exported meanwhile are served too)")]

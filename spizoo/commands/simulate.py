@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from spizoo import experiment
-from spizoo.commands._common import add_set
+from spizoo.commands._common import Progress, add_set, non_negative_int, positive_int, quoted
 from spizoo.core import seeds
 from spizoo.core.config import dump_config
 from spizoo.core.labels import CLASS_NAMES, NUM_CLASSES
@@ -27,7 +27,9 @@ DESCRIPTION = """\
     (CrystFEL) describes them; the contact sheet shows the model's view.
 
     With --augment, also OUT/augment.png: pattern 0 under each filter of the config's augmentation
-    policy (seed 001 appendix D), side by side.
+    policy (seed 001 appendix D: the detector-artefact filters of Stielow et al., MLST 1 045007
+    (2020)), side by side. OUT/patterns.cxi is written as patterns.cxi.partial and renamed when
+    complete: an interrupted run leaves no file that looks complete.
 
     example:
       spizoo simulate configs/quickstart.yaml -n 64 --out out/sim
@@ -36,15 +38,16 @@ DESCRIPTION = """\
       spizoo simulate configs/sim_spi_agipd.yaml -n 16 --out out/agipd
     """
 CONTACT_SHEET_TILES = 64
+INTERRUPTED = "interrupted; no patterns.cxi was written (the same command starts afresh)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML config file")
-    parser.add_argument("-n", type=int, default=64, help="number of patterns (default 64)")
+    parser.add_argument("-n", type=positive_int, default=64, help="number of patterns (default 64)")
     parser.add_argument("--out", required=True, help="output directory")
     add_set(parser)
-    parser.add_argument("--seed", type=int, default=None, help="override the config's seed")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    parser.add_argument("--seed", type=non_negative_int, default=None, help="override the config's seed")
+    parser.add_argument("--workers", type=positive_int, default=None, help="processes (default: all cores)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT/patterns.cxi")
     parser.add_argument("--augment", action="store_true", help="also write OUT/augment.png (the augmentation filters)")
 
@@ -62,6 +65,23 @@ def summary_line(summary: dict) -> str:
     classes = summary.get("classes")
     counts = f" ({', '.join(f'{n} {k}' for k, n in classes.items())})" if classes else ""
     return f"wrote {summary['patterns']}{counts} and {summary['contact_sheet']}"
+
+
+def summary_rows(summary: dict, args: argparse.Namespace) -> list[tuple[str, str]]:
+    out = Path(summary["patterns"]).parent
+    if summary.get("classes"):
+        following = f"spizoo generate {quoted(args.config)} --out {quoted(f'{out}_ds')}   (a training dataset)"
+    else:
+        cxi = quoted(summary["patterns"])
+        following = f"spizoo fit-pattern {quoted(args.config)} {cxi} --index 0 --out {quoted(out / 'fit_0')}"
+    return [
+        ("patterns", f"{summary['patterns']} ({args.n:,} frames)"),
+        ("contact sheet", summary["contact_sheet"]),
+        ("augmentation", summary.get("augment")),
+        ("geometry", summary.get("geometry")),
+        ("config", f"{summary['config']} (simulates the same patterns again)"),
+        ("next", following),
+    ]
 
 
 def _record(config: experiment.Config, p) -> dict:
@@ -95,10 +115,14 @@ def simulate(
     """
     if n < 1:
         raise ValueError(f"-n must be >= 1, got {n}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
     out = Path(out)
+    cxi_path = out / "patterns.cxi"
+    if cxi_path.exists() and not overwrite:  # said in the command's words, before any work
+        raise FileExistsError(f"{cxi_path} exists; add --overwrite to replace it, or give another --out")
     out.mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
-    cxi_path = out / "patterns.cxi"
     counts = np.zeros(NUM_CLASSES, dtype=int)
     tiles, titles = [], []
     stride = max(1, n // CONTACT_SHEET_TILES)  # tiles spread over the run, so that several models show
@@ -116,9 +140,12 @@ def simulate(
             )
         )
     shape = layout.shape if layout is not None else tuple(config.sim.detector.pixels)
-    with CXIWriter(cxi_path, shape, overwrite=overwrite) as writer:
-        patterns = iterate_patterns(config.sim, config.seed, n, workers=workers)
-        for i, p in enumerate(tqdm(patterns, total=n, desc="simulate", unit="pattern")):
+    # Exits in reverse order: on Ctrl-C or an error the partial file goes first, then the worker processes.
+    with (
+        contextlib.closing(iterate_patterns(config.sim, config.seed, n, workers=workers)) as patterns,
+        CXIWriter(cxi_path, shape, overwrite=overwrite) as writer,
+    ):
+        for i, p in enumerate(Progress(patterns, total=n, desc="simulate", unit="pattern")):
             rec = _record(config, p)
             det = rec["detector"]
             writer.append(

@@ -1,6 +1,7 @@
 import csv
 import importlib
 import json
+import re
 import subprocess
 import sys
 
@@ -22,8 +23,11 @@ def test_simulate_writes_cxi_contact_sheet_and_config(tmp_path, capsys):
     assert (
         cli.main(["simulate", "configs/quickstart.yaml", "-n", "12", "--out", str(out), "--workers", "1", *QUICK]) == 0
     )
-    line = capsys.readouterr().out.strip().splitlines()[-1]
+    line, *rows = capsys.readouterr().out.strip().splitlines()
     assert line.startswith("spizoo simulate: wrote ") and " single, " in line and "contact_sheet.png" in line
+    assert rows[0].split() == ["patterns", str(out / "patterns.cxi"), "(12", "frames)"]
+    assert rows[-1].split()[:4] == ["next", "spizoo", "generate", "configs/quickstart.yaml"]
+    assert len({re.match(r"  \S.*?\s{2,}(?=\S)", row).end() for row in rows}) == 1  # values in one column
     assert (
         cli.main(
             ["simulate", "configs/quickstart.yaml", "-n", "12", "--out", str(out), "--overwrite", *QUICK, "--json"]
@@ -266,8 +270,14 @@ def test_ctrl_c_is_one_line_not_a_traceback(monkeypatch, capsys):
     monkeypatch.setattr(simulate, "run", interrupted)
     assert cli.main(["simulate", "configs/quickstart.yaml", "--out", "unused"]) == 130
     captured = capsys.readouterr()
-    assert captured.err == "spizoo simulate: interrupted; the same command resumes or starts afresh\n"
+    assert (
+        captured.err == "spizoo simulate: interrupted; no patterns.cxi was written (the same command starts afresh)\n"
+    )
     assert captured.out == ""
+    classify = importlib.import_module("spizoo.commands.classify")  # a verb without words of its own
+    monkeypatch.setattr(classify, "run", interrupted)
+    assert cli.main(["classify", "run", "f.cxi", "--out", "unused.h5"]) == 130
+    assert capsys.readouterr().err == "spizoo classify: interrupted; the same command resumes or starts afresh\n"
 
 
 # --- Issue 18: plain errors instead of Python's --------------------------------------------------------
@@ -424,10 +434,13 @@ def test_predict_reads_plain_hdf5_with_dataset_and_says_so_when_it_is_missing(tm
     assert cli.main(["predict", str(tmp_path / "run.h5"), *SERVER, "--dataset", "/data/frames", "--out", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
     assert [int(r["classes"]) for r in rows] == [i % 5 for i in range(40)]
-    line = capsys.readouterr().out.strip()
+    line, *rows = capsys.readouterr().out.strip().splitlines()
     assert line == f"spizoo predict: 40 frames predicted into {out}; frames per class: " + ", ".join(
         f"{name} 8" for name in CLASS_NAMES
     )
+    assert rows[1].split() == ["rows", str(out)]
+    assert rows[2].split()[:5] == ["next", "spizoo", "classify", "http://127.0.0.1:9/hits", str(tmp_path / "run.h5")]
+    assert "--dataset /data/frames" in rows[2]
 
 
 def test_predict_without_out_prints_a_preview_not_every_row(tmp_path, monkeypatch, capsys):
@@ -436,7 +449,7 @@ def test_predict_without_out_prints_a_preview_not_every_row(tmp_path, monkeypatc
     args = ["predict", str(tmp_path / "run.h5"), *SERVER, "--dataset", "data/frames"]
     assert cli.main(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 7  # five rows, how many more, the summary
+    assert len(lines) == 10  # five rows, how many more, the summary: its headline, server, rows and next
     assert [json.loads(line)["frame"] for line in lines[:5]] == [0, 1, 2, 3, 4]
     assert json.loads(lines[1])["probabilities"] == [0, 1, 0, 0, 0]
     assert lines[5] == "… and 35 more rows; --out FILE.csv writes all 40"
