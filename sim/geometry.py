@@ -86,9 +86,8 @@ class Geometry:
     def __post_init__(self):
         if self.positions_m.ndim != 4 or self.positions_m.shape[-1] != 3:
             raise ValueError(f"positions_m must be (modules, ss, fs, 3), got {self.positions_m.shape}")
-        for name in ("normals",):
-            if getattr(self, name).shape != self.positions_m.shape:
-                raise ValueError(f"{name} must have the shape of positions_m {self.positions_m.shape}")
+        if self.normals.shape != self.positions_m.shape:
+            raise ValueError(f"normals must have the shape of positions_m {self.positions_m.shape}")
         for name in ("areas_m2", "static_mask"):
             if getattr(self, name).shape != self.shape:
                 raise ValueError(f"{name} must have shape {self.shape}, got {getattr(self, name).shape}")
@@ -117,7 +116,7 @@ class Geometry:
         regions = []
         for m, tiles in enumerate(geom.modules):
             for t, tile in enumerate(tiles):
-                ss, fs = geom._tile_slice(t)  # the tile's pixels in the module's (ss, fs) array
+                ss, fs = geom._tile_slice(t)  # its pixels in the module (EXtra-geom 1.17 has no public name)
                 regions.append((m, ss.start, ss.stop, fs.start, fs.stop))
                 cross = np.cross(np.asarray(tile.fs_vec, float), np.asarray(tile.ss_vec, float))
                 normals[m, ss, fs] = cross / np.linalg.norm(cross)

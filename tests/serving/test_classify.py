@@ -113,3 +113,25 @@ def test_cxi_results_hold_scores_and_tags_with_headings(runs, cxi_files, tmp_pat
         files = [n.decode() for n in f["entry_1/result_1/file"][()]]
         assert files == [str(cxi_files[0])] * 7 + [str(cxi_files[1])] * 5
         assert f["entry_1/result_1/frame"][()].tolist() == [*range(7), *range(5)]
+
+
+def test_single_hits_of_flat_cxi_files_go_to_emc_with_the_files_own_detector(runs, cxi_files, tmp_path):
+    from spizoo.data.emc import read_photons
+    from spizoo.data.frames import ViewFinder
+    from spizoo.serving.emc import export_hits
+
+    classify_files(load_predictor(str(runs["hits"][0])), cxi_files[:1], tmp_path / "r.h5")
+    out = export_hits(tmp_path / "r.h5", tmp_path / "emc", views=ViewFinder(), threshold=0.0)  # every frame
+    assert out["frames"] == 7 and out["detector"] == "flat" and out["num_pix"] == 32 * 32
+    with h5py.File(cxi_files[0]) as f:
+        det = f["entry_1/instrument_1/detector_1"]
+        frames, distance, pixel = det["data"][()], det["distance"][0], det["x_pixel_size"][0]
+        corner = det["corner_position"][0]
+    np.testing.assert_array_equal(read_photons(tmp_path / "emc" / "photons.h5"), frames.reshape(7, -1))
+    with h5py.File(tmp_path / "emc" / "detector.h5") as f:
+        assert f["detd"][()] == pytest.approx(distance / pixel)
+        q = np.hypot(np.hypot(f["qx"][()], f["qy"][()]), f["qz"][()]).reshape(32, 32)
+    # The beam (q = 0) is where the file's corner_position puts it: pixel (−y0/p − 0.5, −x0/p − 0.5).
+    beam = (-corner[1] / pixel - 0.5, -corner[0] / pixel - 0.5)
+    nearest = np.unravel_index(np.argmin(q), q.shape)
+    assert abs(nearest[0] - beam[0]) <= 0.5 and abs(nearest[1] - beam[1]) <= 0.5
