@@ -1,7 +1,9 @@
 """The ``spizoo`` verbs, one module each: ``DESCRIPTION`` (the ``--help`` text, with a runnable example),
 ``add_arguments(parser)``, ``run(args) -> dict`` (the summary that ``--json`` prints whole) and
-``summary_line(summary) -> str`` (the line printed otherwise). Verbs that hand unknown options on to Beam
-set ``PASSES_TO_BEAM = True`` and are called as ``run(args, beam_args)``.
+``summary_line(summary) -> str`` (the headline printed otherwise), optionally ``summary_rows(summary,
+args)`` (aligned (label, text) lines under it: what is where, key figures, the next command) and
+``INTERRUPTED`` (the one line a Ctrl-C prints). Verbs that hand unknown options on to Beam set
+``PASSES_TO_BEAM = True`` and are called as ``run(args, beam_args)``.
 
 :data:`VERBS` lists them with their one-line help, so that ``spizoo --help`` imports none of them and a
 verb imports only what it needs.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from spizoo.commands._common import load_predictor
 from spizoo.commands._view import add_view_args, view_finder
@@ -50,7 +51,17 @@ def run(args: argparse.Namespace) -> dict:
 
 def summary_line(summary: dict) -> str:
     return (
-        f"wrote {summary['frames']:,} single hits (score >= {summary['threshold']:.3g}, "
-        f"{summary['photons_per_frame']:,} photons each on average) of the {summary['detector']} detector "
-        f"({summary['num_pix']:,} pixels) to {summary['out']}: photons.h5, detector.h5, frames.csv"
+        f"{summary['frames']:,} single hits (score >= {summary['threshold']:.3g}, "
+        f"{summary['photons_per_frame']:,.0f} photons each on average) written for EMC to {summary['out']}"
     )
+
+
+def summary_rows(summary: dict, args: argparse.Namespace) -> list[tuple[str, str]]:
+    out = Path(summary["out"])
+    return [
+        ("photons", f"{out / 'photons.h5'} ({summary['frames']:,} frames, sparse)"),
+        ("detector", f"{out / 'detector.h5'} ({summary['num_pix']:,} pixels of {summary['detector']})"),
+        ("frames", f"{out / 'frames.csv'} (file, frame, train/pulse/cell, score of each)"),
+        ("next", f"Dragonfly's config: in_photons_file = {out / 'photons.h5'}, in_detector_file = "
+                 f"{out / 'detector.h5'}"),
+    ]  # fmt: skip
