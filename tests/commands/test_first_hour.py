@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -59,8 +60,9 @@ def test_the_confusion_matrix_is_a_table_not_a_number_a_line():
     assert len({len(line) for line in lines}) == 1  # columns aligned
 
 
-def test_evaluate_names_the_regressor_errors_and_prints_no_number_a_line(runs, capsys):
-    run, data = runs["sizes"]
+def test_evaluate_names_the_regressor_errors_and_prints_no_number_a_line(runs, capsys, tmp_path):
+    # Copies: evaluate writes evaluation/report.json into a run, whose operating point other tests must not see.
+    run, data = shutil.copytree(runs["sizes"][0], tmp_path / "sizes"), runs["sizes"][1]
     assert cli.main(["evaluate", str(run), "--data", str(data / "*-test.tfrecord-*")]) == 0
     out = capsys.readouterr().out
     report = json.loads((run / "evaluation" / "report.json").read_text())
@@ -69,7 +71,7 @@ def test_evaluate_names_the_regressor_errors_and_prints_no_number_a_line(runs, c
     errors = next(line for line in out.splitlines() if line.strip().startswith("mean error"))
     assert all(f"{name} " in errors for name in ("q0", "q1", "q2", "q3", "radius"))
     assert "next" in out and "spizoo export" in out
-    run, data = runs["hits"]
+    run, data = shutil.copytree(runs["hits"][0], tmp_path / "hits"), runs["hits"][1]
     assert cli.main(["evaluate", str(run), "--data", str(data / "*-test.tfrecord-*"), "--json"]) == 0
     text = capsys.readouterr().out
     assert all(not re.fullmatch(r"\s*\d+,?", line) for line in text.splitlines())  # no number alone on a line
