@@ -422,11 +422,10 @@ def sample_model(cfg: SpiConfig, seed: int, model_index: int) -> ModelParams:
             beam_stop_radius_px=_uniform(rng, d.beam_stop_radius_px),
             panel_gap_px=int(round(_uniform(rng, d.panel_gap_px))),
         )
-    else:  # the same draws, in the geometry's own pixels (the (y, x) offset moves the beam)
+    else:  # a geometry's own pixels and gaps: the distance, and the jitter and beam stop in its pixels
         p = layout.pixel_size_m
         distance = _uniform(rng, d.distance_m)
         stop = _uniform(rng, d.beam_stop_radius_px) * p
-        _uniform(rng, d.panel_gap_px)  # drawn and unused: the stream stays that of the flat detector
         detector = layout.placed(distance_m=distance, beam_xy_m=(offset[1] * p, offset[0] * p), beam_stop_radius_m=stop)
     return ModelParams(
         model_index=model_index,
