@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import yaml
 from tqdm import tqdm
@@ -172,8 +173,20 @@ def epoch_progress_callback(steps: int, *, interval: float = 10.0, clock=time.mo
 
 
 def resume_epoch(run_dir: Path) -> int:
-    """The epoch a rerun starts from: the one after the last backed-up epoch (0 for a new run)."""
-    meta = run_dir / "backup" / "training_metadata.json"
+    """The epoch a rerun starts from: the one after the last backed-up epoch (0 for a new run).
+
+    A backup cut off by a crash while it was written, with no earlier one beside it (``.bkp``, which Keras
+    falls back to itself), is removed: the run starts again from its first epoch, and says so.
+    """
+    backup = run_dir / "backup"
+    weights, meta = backup / "latest.weights.h5", backup / "training_metadata.json"
+    if weights.exists() and not (backup / "latest.weights.h5.bkp").exists():
+        try:
+            h5py.File(weights, "r").close()
+        except OSError:
+            print(f"{weights} was cut off while being written (a crash); training starts again from epoch 1")
+            weights.unlink()
+            meta.unlink(missing_ok=True)
     return int(json.loads(meta.read_text())["epoch"]) if meta.exists() else 0
 
 
@@ -334,7 +347,8 @@ def _fit(config, info: dict, data_dir: Path, run_dir: Path, first: int, policy: 
     callbacks = [
         reseed_callback(config.seed),
         batch_norm_statistics_callback(statistics_batches, BATCH_NORM_BATCHES),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
+        # double_checkpoint: the previous backup is kept as .bkp, which Keras restores if the latest is unreadable.
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False, double_checkpoint=True),
         keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_loss", save_best_only=True),
         keras.callbacks.ModelCheckpoint(str(run_dir / "last.keras")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=first > 0),

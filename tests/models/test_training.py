@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -260,3 +261,21 @@ def test_an_empty_split_says_how_many_patterns_would_fill_it():
     }
     message = training._empty_split_message(Path("ds"), info, "validation")
     assert "2 particle models (or frame blocks) of ~100" in message and "--set dataset.patterns=3000" in message
+
+
+def test_a_backup_cut_off_by_a_crash_is_dropped_unless_an_earlier_one_is_beside_it(tmp_path, capsys):
+    from spizoo.models.training import resume_epoch
+
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    with h5py.File(backup / "latest.weights.h5", "w") as f:
+        f["w"] = np.zeros(1000)
+    whole = (backup / "latest.weights.h5").read_bytes()
+    (backup / "training_metadata.json").write_text('{"epoch": 3, "batch": 0}')
+    assert resume_epoch(tmp_path) == 3  # readable: resumed
+    (backup / "latest.weights.h5.bkp").write_bytes(whole)
+    (backup / "latest.weights.h5").write_bytes(whole[:700])  # cut off mid-write
+    assert resume_epoch(tmp_path) == 3 and (backup / "latest.weights.h5").exists()  # Keras falls back to .bkp
+    (backup / "latest.weights.h5.bkp").unlink()
+    assert resume_epoch(tmp_path) == 0 and not (backup / "latest.weights.h5").exists()
+    assert "cut off while being written" in capsys.readouterr().out

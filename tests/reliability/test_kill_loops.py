@@ -330,13 +330,6 @@ EPOCHS = 6
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="bug (issue 17): a SIGKILL while Keras' BackupAndRestore writes backup/latest.weights.h5 leaves a cut-off "
-    "HDF5 file, and every rerun of the same command then stops with 'spizoo train: error: Unable to synchronously "
-    "open file (bad object header version number)'; docs/RELIABILITY.md, known gaps",
-    raises=AssertionError,
-    strict=False,  # it needs a kill inside the write (about 30 ms): kill 0 of seed 171717 landed there in our runs
-)
 def test_train_killed_at_seeded_moments_resumes_and_every_saved_model_loads(runs, tmp_path):
     """``spizoo train`` with the default precision (``train.mixed_precision: auto``, not deterministic) SIGKILLed
     (its process group) at 3 seeded moments of its run and 3 moments just after a checkpoint began (``last.keras``
