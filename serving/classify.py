@@ -61,7 +61,7 @@ def classify_files(
     trains: slice = slice(None),
 ) -> tuple[dict, dict]:
     """Classifies every frame of ``paths`` (CXI/HDF5 files, European XFEL run directories) into ``out``
-    (``.h5`` or ``.csv``); returns (the summary, the results as columns). Module-stacked frames go through
+    (``.h5``, ``.csv`` or ``.cxi``); returns (the summary, the results as columns). Module-stacked frames go through
     ``view`` (:class:`~spizoo.data.frames.ViewFinder`); runs give each frame's ``train_id``, ``pulse_id``
     and ``cell_id`` (-1 for frames of files), from detector ``source`` and the run's ``trains``.
 
