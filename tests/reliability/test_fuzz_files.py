@@ -146,6 +146,19 @@ def tfrecord_case(m: Mutator, data: bytes) -> tuple[str, bytes]:
     return how, b"".join(frames)
 
 
+def _checked(where: str, seconds: float, check, *args):
+    """``check(*args)`` within ``seconds``; a hang or an unexpected exception fails naming ``where``."""
+    try:
+        with _time_limit(seconds):
+            return check(*args)
+    except Hang as err:
+        raise AssertionError(f"{where}: {err}") from None
+    except AssertionError:
+        raise
+    except Exception as err:
+        raise AssertionError(f"{where}: {type(err).__name__}: {err}") from None
+
+
 def _check_tfrecord(where: str, path: Path, how: str, info: dict, originals: set, crop: int) -> str:
     pattern = str(path)
     info = {**info, "compression": "gzip"} if how == "gzip" else info
@@ -188,15 +201,7 @@ def fuzz_tfrecords(shard, tmp_path: Path, cases: int, seed: int = SEED) -> dict:
         how, content = tfrecord_case(m, data)
         path.write_bytes(content)
         where = f"TFRecord seed {seed} case {i} ({how}, {len(content)} bytes)"
-        try:
-            with _time_limit(30):
-                outcome = _check_tfrecord(where, path, how, info, originals, 24)
-        except Hang as err:
-            raise AssertionError(f"{where}: {err}") from None
-        except AssertionError:
-            raise
-        except Exception as err:
-            raise AssertionError(f"{where}: {type(err).__name__}: {err}") from None
+        outcome = _checked(where, 30, _check_tfrecord, where, path, how, info, originals, 24)
         outcomes[f"{how}: {outcome}"] = outcomes.get(f"{how}: {outcome}", 0) + 1
     return outcomes
 
@@ -323,15 +328,7 @@ def fuzz_configs(tmp_path: Path, cases: int, seed: int = SEED) -> dict:
         how, content = yaml_case(m, texts[source])
         path.write_bytes(content)
         where = f"YAML seed {seed} case {i} ({how} of {CONFIGS[source]}): {content[:160]!r}…"
-        try:
-            with _time_limit(20):
-                outcome = _check_config(where, path, tmp_path)
-        except Hang as err:
-            raise AssertionError(f"{where}: {err}") from None
-        except AssertionError:
-            raise
-        except Exception as err:
-            raise AssertionError(f"{where}: {type(err).__name__}: {err}") from None
+        outcome = _checked(where, 20, _check_config, where, path, tmp_path)
         outcomes[f"{how}: {outcome}"] = outcomes.get(f"{how}: {outcome}", 0) + 1
     return outcomes
 
