@@ -199,7 +199,8 @@ class SimulationSource:
 
     :mod:`spizoo.beam_pipelines.ingest` supplies another source (frames of experiment files) to the same
     pipeline; a source has ``config`` (with ``seed`` and ``dataset``), ``kind``, ``units()``,
-    ``split(unit)``, ``examples(unit, chash)``, ``image_shape()`` and ``describe()``.
+    ``split(unit)``, ``examples(unit, chash)``, ``image_shape()``, ``sampling()`` (the pixel angle and photon
+    energy ranges of its frames, where known) and ``describe()``.
     """
 
     def __init__(self, config):
@@ -217,6 +218,9 @@ class SimulationSource:
 
     def image_shape(self) -> list[int]:
         return list(self.config.sim.detector.pixels)
+
+    def sampling(self) -> dict[str, list[float]]:
+        return self.config.sim.sampling()
 
     def describe(self) -> dict:
         return to_dict(self.config)
@@ -285,6 +289,7 @@ class SimulateUnit(beam.DoFn):
             examples, meta, images = self.source.examples(unit, self.chash)
             payload = b"".join(tfrecord.frame(e) for e in examples)
             meta["bytes"] = len(payload)
+            meta["values"] = value_range(images)
             stats = _batch_stats(images) if split == "train" else None
             _write_atomic(path, payload)
             if stats is not None:
@@ -300,6 +305,27 @@ class SimulateUnit(beam.DoFn):
         yield ((split, shard_of(self.config, split, model_index)), (model_index, path, meta))
         if stats is not None:
             yield beam.pvalue.TaggedOutput(self.STATS, stats)
+
+
+def value_range(images: list[np.ndarray]) -> list | None:
+    """``[min, max, all integer]`` of the values of ``images`` (NaN left out; ``None`` for none): a part of what
+    a model was trained on, checked against the frames it is given (:mod:`spizoo.data.frame_check`)."""
+    if not images:
+        return None
+    stack = np.stack(images)
+    finite = stack[np.isfinite(stack)]
+    if not finite.size:
+        return None
+    return [float(finite.min()), float(finite.max()), bool(np.all(finite == np.round(finite)))]
+
+
+def merged_range(ranges) -> list | None:
+    """:func:`value_range` of the union of the ``ranges`` (``None`` ones, of chunks that had no images or were
+    written by an earlier spizoo, are left out)."""
+    ranges = [r for r in ranges if r]
+    if not ranges:
+        return None
+    return [min(r[0] for r in ranges), max(r[1] for r in ranges), all(r[2] for r in ranges)]
 
 
 def _write_atomic(path: str, data: bytes) -> None:
@@ -341,6 +367,7 @@ class WriteShard(beam.DoFn):
             "examples": sum(m["examples"] for _, _, m in chunks),
             "bytes": len(payload),
             "classes": classes,
+            "values": merged_range(m.get("values") for _, _, m in chunks),
         }
         _write_atomic(
             FileSystems.join(self.root, "summaries", f"{split}-{shard:05d}.json"), json.dumps(summary).encode()
@@ -493,6 +520,8 @@ def _dataset_info(source, root: Path, chash: str) -> dict:
             "count": json.loads(stats_file.read_text())["count"] if stats_file.exists() else 0,
             "mean": "train_mean.npy",
             "std": "train_std.npy",
+            "values": merged_range(s.get("values") for s in summaries if s["split"] == "train"),
         },
+        "sampling": source.sampling(),
         "config": source.describe(),
     }

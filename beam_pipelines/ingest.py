@@ -162,11 +162,12 @@ class IngestSource:
             unknown = {name for name, _ in self.labels} - set(names)
             if unknown:
                 raise ValueError(f"{config.labels} labels files that are not inputs: {sorted(unknown)[:5]}")
-        self.counts, self.shapes = [], set()
+        self.counts, self.shapes, self.geometries = [], set(), []
         for f in config.files:
             with config.open(f) as frames:
                 self.counts.append(len(frames))
                 self.shapes.add(frames.frame_shape)
+                self.geometries.append(frames.geometry(0) if len(frames) else None)
         if len(self.shapes) != 1:
             raise ValueError(f"all files must have frames of one shape, got {sorted(self.shapes)}")
 
@@ -217,6 +218,18 @@ class IngestSource:
 
     def image_shape(self) -> list[int]:
         return list(next(iter(self.shapes)))
+
+    def sampling(self) -> dict[str, list[float]]:
+        """The pixel angles and photon energies the files record (each left out unless every file has it)."""
+        out = {}
+        for key, of in (
+            ("pixel_angle_rad", lambda g: g.pixel_angle_rad),
+            ("photon_energy_eV", lambda g: g.photon_energy_eV),
+        ):
+            values = [of(g) if g is not None else None for g in self.geometries]
+            if values and None not in values:
+                out[key] = [min(values), max(values)]
+        return out
 
     def describe(self) -> dict:
         return to_dict(self.config)

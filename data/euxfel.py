@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from spizoo.core import masks
+from spizoo.data.frame_check import FrameGeometry
 from spizoo.sim.geometry import View
 
 # EXtra-data's component of each detector in spizoo.sim.geometry.DETECTORS that EuXFEL runs hold.
@@ -211,6 +212,10 @@ class RunFrames:
             "pulse_id": pulse[offset : offset + n],
             "cell_id": cells[offset : offset + n].astype(np.int64),
         }
+
+    def geometry(self, index: int = 0) -> FrameGeometry:
+        """The pixel size and distance of the images of its view (a run does not record the photon energy)."""
+        return FrameGeometry.of_view(self.view)
 
     def batches(self, size: int, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
         """(first frame index, frames) of consecutive batches from ``start``: whole trains, as many as fit in

@@ -27,20 +27,11 @@ import numpy as np
 
 from spizoo.core import masks
 from spizoo.data.euxfel import RunFrames, is_run_directory
+from spizoo.data.frame_check import FrameGeometry
 from spizoo.sim.geometry import Geometry, View
 
 J_PER_EV = 1.602176634e-19
 CANDIDATES = ("entry_1/data_1/data", "entry_1/instrument_1/detector_1/data", "entry_1/image_1/data")
-
-
-@dataclasses.dataclass(frozen=True)
-class FrameGeometry:
-    """Detector distance, pixel size and photon energy of a frame in SI units (``None`` where the file does
-    not say)."""
-
-    distance_m: float | None
-    pixel_size_m: float | None
-    photon_energy_eV: float | None
 
 
 def _shown(value) -> str:
@@ -267,7 +258,9 @@ class FrameFile:
             yield first, self.read(first, min(first + size, self.count))
 
     def geometry(self, index: int = 0) -> FrameGeometry:
-        """Distance, pixel size and photon energy of frame ``index`` from the CXI detector and source groups."""
+        """Distance, pixel size and photon energy of frame ``index`` from the CXI detector and source groups;
+        of module-stacked frames, the pixel size of their view's images (and the geometry's distance if the
+        file has none)."""
         detector = (
             self.dataset_path.rsplit("/", 1)[0]
             if "detector" in self.dataset_path
@@ -285,6 +278,11 @@ class FrameFile:
                 raise ValueError(f"{self.path}: /{name} is not a number ({err})") from None
 
         energy = value("entry_1/instrument_1/source_1/energy")
+        if self.view is not None:
+            return dataclasses.replace(
+                FrameGeometry.of_view(self.view, value(f"{detector}/distance")),
+                photon_energy_eV=energy / J_PER_EV if energy is not None else None,
+            )
         return FrameGeometry(
             distance_m=value(f"{detector}/distance"),
             pixel_size_m=value(f"{detector}/x_pixel_size"),

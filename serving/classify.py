@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,10 +24,16 @@ from tqdm import tqdm
 
 from spizoo.core.labels import names_for
 from spizoo.data.euxfel import format_trains
+from spizoo.data.frame_check import FrameChecker
 from spizoo.data.frames import FrameFile, ViewFinder, open_frames
 from spizoo.serving.predictor import Predictor
 
 RUN_IDS = ("train_id", "pulse_id", "cell_id")
+
+
+def warn_line(line: str) -> None:
+    """A warning on standard error, above a progress bar (``tqdm.write``)."""
+    tqdm.write(f"warning: {line}", file=sys.stderr)
 
 
 def _prefetched(files: list[FrameFile], batch_size: int, starts: dict | None = None) -> Iterator[tuple]:
@@ -59,15 +66,18 @@ def classify_files(
     view: ViewFinder | None = None,
     source: str | None = None,
     trains: slice = slice(None),
+    strict: bool = False,
 ) -> tuple[dict, dict]:
     """Classifies every frame of ``paths`` (CXI/HDF5 files, European XFEL run directories) into ``out``
     (``.h5``, ``.csv`` or ``.cxi``); returns (the summary, the results as columns). Module-stacked frames go through
     ``view`` (:class:`~spizoo.data.frames.ViewFinder`); runs give each frame's ``train_id``, ``pulse_id``
-    and ``cell_id`` (-1 for frames of files), from detector ``source`` and the run's ``trains``.
+    and ``cell_id`` (-1 for frames of files), from detector ``source`` and the run's ``trains``. Each file's
+    first frames are checked against what the model was trained on (:mod:`spizoo.data.frame_check`): a
+    warning on standard error and in the summary, or with ``strict`` an error before anything is written.
 
     Raises:
         FileExistsError: if ``out`` exists.
-        ValueError: for an unknown output type or unreadable input.
+        ValueError: for an unknown output type or unreadable input (``FrameMismatchError`` with ``strict``).
     """
     out = Path(out)
     if out.suffix not in (".h5", ".hdf5", ".csv", ".cxi"):
@@ -81,6 +91,7 @@ def classify_files(
         for f in files:
             f.close()
         raise
+    checker = FrameChecker(predictor.trained_on, strict=strict, warn=warn_line)
     try:
         total = sum(len(f) for f in files)
         columns: dict[str, list[np.ndarray]] = {"file_index": [], "frame": []}
@@ -88,6 +99,7 @@ def classify_files(
         with tqdm(total=total, desc="classify", unit="frame") as bar:
             runs = any(hasattr(f, "frame_ids") for f in files)
             for i, first, frames in _prefetched(files, batch_size):
+                checker.check(str(files[i].path), frames, files[i].geometry)
                 outputs = predictor.predict(frames)
                 columns["file_index"].append(np.full(len(frames), i, np.int32))
                 columns["frame"].append(np.arange(first, first + len(frames), dtype=np.int64))
@@ -111,6 +123,7 @@ def classify_files(
         reading.update(geometry=str(view.geometry or ""), bin=view.bin, pixels=list(view.pixels))
     _write_results(out, results, names, predictor, reading)
     summary = summarize(results, names, seconds, predictor)
+    summary["frame_check"] = checker.verdict()
     if view is not None and view.used:
         summary["geometry"] = {"files": dict(view.used), "bin": view.bin, "pixels": list(view.pixels)}
     summary["out"] = str(out)

@@ -19,6 +19,7 @@ import numpy as np
 
 from spizoo.core.errors import tensorflow_message
 from spizoo.data import schema
+from spizoo.data.frame_check import TrainedOn
 from spizoo.serving.batching import Batcher, BatchingParameters
 from spizoo.serving.errors import ServingError, invalid, not_found
 from spizoo.serving.export import versions
@@ -117,7 +118,8 @@ class LoadedVersion:
         proto = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
         self.signature_defs = proto.meta_graphs[0].signature_def
         self.signatures = dict(self.saved.signatures)
-        self.image_shape = _image_shape(path)
+        self.trained_on = _trained_on(path)
+        self.image_shape = self.trained_on.image_shape if self.trained_on is not None else None
         self.batchers = {}
         if batching is not None:
             self.batchers = {k: Batcher(lambda x, k=k: self._call(k, x), batching) for k in self.signatures}
@@ -174,14 +176,14 @@ class LoadedVersion:
             b.close()
 
 
-def _image_shape(path: Path) -> tuple[int, int] | None:
-    """(rows, columns) of the images a spizoo export takes in its ``tf.Example`` inputs (its dataset info)."""
+def _trained_on(path: Path) -> TrainedOn | None:
+    """What a spizoo export was trained on (its dataset info), whose ``image_shape`` its ``tf.Example`` inputs
+    have; ``None`` for another SavedModel (its examples are the model's business)."""
     info = path / "assets" / "dataset_info.json"
     try:
-        shape = json.loads(info.read_text())["image_shape"]
-        return int(shape[0]), int(shape[1])
+        return TrainedOn.from_info(json.loads(info.read_text()))
     except (OSError, ValueError, KeyError, TypeError, IndexError):
-        return None  # not a spizoo export: its examples are the model's business
+        return None
 
 
 def _check_examples(signature: str, name: str, values: np.ndarray, image_shape: tuple[int, int]) -> None:

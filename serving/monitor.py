@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spizoo.data.frame_check import FrameChecker, FrameGeometry
 from spizoo.data.frames import FrameFile, ViewFinder
 from spizoo.serving.client import ServingClientError
 from spizoo.serving.predictor import ModelOutputError, Predictor
@@ -45,7 +46,9 @@ class Monitor:
 
     ``plot(classes, single_hit, path, window=..., times=...)``, when given, draws ``OUT/monitor.png`` after
     each scan with new frames (``spizoo monitor`` passes its hit-rate figure); ``times`` are the POSIX seconds
-    at which each frame was classified (NaN for frames classified before a restart).
+    at which each frame was classified (NaN for frames classified before a restart). Each file's first frames
+    are checked against what the model was trained on (:mod:`spizoo.data.frame_check`): a note if unlike them,
+    with ``strict`` the file is refused (and skipped, as a damaged file is).
     """
 
     def __init__(
@@ -61,17 +64,20 @@ class Monitor:
         dataset: str | None = None,
         plot: Callable | None = None,
         view: ViewFinder | None = None,
+        strict: bool = False,
     ):
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise FileNotFoundError(f"{self.directory} is not a directory")
         self.pattern, self.retries, self.dataset, self.view = pattern, retries, dataset, view
-        self._open(predictor, out, COLUMNS, {"results_bytes": 0, "files": {}}, window, batch_size, plot)
+        self._open(predictor, out, COLUMNS, {"results_bytes": 0, "files": {}}, window, batch_size, plot, strict)
 
-    def _open(self, predictor, out, columns, state, window, batch_size, plot) -> None:
+    def _open(self, predictor, out, columns, state, window, batch_size, plot, strict) -> None:
         """Results, state and history in ``out``, resumed from what a previous run left."""
         self.predictor, self.out, self.columns = predictor, Path(out), columns
         self.window, self.batch_size, self._plot = window, batch_size, plot
+        self._warnings: list[str] = []  # the frame check's, given with the next scan's notes
+        self.checker = FrameChecker(predictor.trained_on, strict=strict, warn=self._warnings.append)
         self.out.mkdir(parents=True, exist_ok=True)
         self.results = self.out / RESULTS
         self.state = state
@@ -120,6 +126,7 @@ class Monitor:
                 with FrameFile(path, self.dataset, view=self.view) as frames:
                     entry["corrupt"] = False
                     for first, batch in frames.batches(self.batch_size, entry["done"]):
+                        self.checker.check(name, batch, frames.geometry)
                         self._classify(name, first, batch)
                         new += len(batch)
                         entry["done"] = first + len(batch)
@@ -130,9 +137,14 @@ class Monitor:
                     notes.append(f"waiting for the model server (the files are fine), retrying next scan: {err}")
                     break
                 self._failed(name, entry, err, notes)  # the server refused these frames
-            except (OSError, ValueError) as err:  # half written, still growing, or damaged
+            except (OSError, ValueError) as err:  # half written, still growing, damaged, or refused (strict)
                 self._failed(name, entry, err, notes)
-        return {"new_frames": new, "notes": notes}
+        return {"new_frames": new, "notes": self._taken_warnings() + notes}
+
+    def _taken_warnings(self) -> list[str]:
+        out = [f"warning: {w}" for w in self._warnings]
+        self._warnings.clear()
+        return out
 
     def _failed(self, name: str, entry: dict, err: Exception, notes: list[str]) -> None:
         """Counts a failed read of file ``name``; after ``retries`` of them it is skipped until it changes."""
@@ -253,12 +265,13 @@ class BridgeMonitor(Monitor):
         timeout: float = 10.0,
         max_trains: int | None = None,
         client: Callable | None = None,
+        strict: bool = False,
     ):
         self.endpoint, self.timeout, self.max_trains = endpoint, timeout, max_trains
         self._client_factory = client or _bridge_client
         self._views, self._view, self.new_trains = view, None, 0
         self._open(predictor, out, BRIDGE_COLUMNS, {"results_bytes": 0, "last_train": -1, "frames": 0},
-                   window, batch_size, plot)  # fmt: skip
+                   window, batch_size, plot, strict)  # fmt: skip
         self.client = self._client_factory(endpoint, timeout)
 
     def describe(self) -> str:
@@ -293,7 +306,9 @@ class BridgeMonitor(Monitor):
             np.nan_to_num(frames, copy=False, nan=0.0)  # modules missing from the train
             if "image.mask" in data[source]:  # EuXFEL's bad-pixel bits: any of them, as for runs (RunFrames)
                 frames[stack_detector_data(data, "image.mask", fillvalue=0) != 0] = 0.0
-            images = self._view_of(frames)(frames)
+            view = self._view_of(frames)
+            images = view(frames)
+            self.checker.check(self.endpoint, images, FrameGeometry.of_view(view))  # strict: stops the monitor
             pulses = np.asarray(data[source].get("image.pulseId", np.arange(len(images)))).reshape(-1)
             cells = np.asarray(data[source].get("image.cellId", np.full(len(images), -1))).reshape(-1)
             for start in range(0, len(images), self.batch_size):
@@ -310,7 +325,7 @@ class BridgeMonitor(Monitor):
             recent = list(self.history)[-last[1] :]
             hits = np.mean([c >= 1 for c, _ in recent])
             notes.append(f"train {last[0]}: {last[1]} frames, hit rate {hits:.2f}")
-        return {"new_frames": new, "notes": notes}
+        return {"new_frames": new, "notes": self._taken_warnings() + notes}
 
     def _view_of(self, frames: np.ndarray):
         if self._view is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from spizoo.core.task import Task
+from spizoo.data.frame_check import TrainedOn
 from spizoo.data.pipeline import load_dataset_info
 from spizoo.models import load_model
 from spizoo.serving.client import Client
@@ -26,11 +27,20 @@ class ModelOutputError(RuntimeError):
 
 
 class Predictor:
-    """``predict(frames [n, H, W] float32) → {name: array}`` and the single-hit threshold that goes with it."""
+    """``predict(frames [n, H, W] float32) → {name: array}``, the single-hit threshold that goes with it, and
+    what the model was trained on (:class:`~spizoo.data.frame_check.TrainedOn`, ``None`` where not known)."""
 
-    def __init__(self, predict: Callable[[np.ndarray], dict], description: str, threshold: float, source: str):
+    def __init__(
+        self,
+        predict: Callable[[np.ndarray], dict],
+        description: str,
+        threshold: float,
+        source: str,
+        trained_on: TrainedOn | None = None,
+    ):
         self.predict, self.description = predict, description
         self.threshold, self.threshold_source = threshold, source
+        self.trained_on = trained_on
 
 
 def _threshold(threshold: float | None) -> tuple[float, str]:
@@ -45,7 +55,22 @@ def from_server(url: str, threshold: float | None = None) -> Predictor:
     address, name = rest.strip("/").split("/", 1)
     name = name.removeprefix("v1/models/")
     client = Client(f"{scheme}://{address}")
-    return Predictor(lambda x: client.predict(x, name), f"{name} at {scheme}://{address}", *_threshold(threshold))
+    return Predictor(
+        lambda x: client.predict(x, name),
+        f"{name} at {scheme}://{address}",
+        *_threshold(threshold),
+        _served_trained_on(client, name) if scheme != "grpc" else None,
+    )
+
+
+def _served_trained_on(client: Client, name: str) -> TrainedOn | None:
+    """What the served model was trained on, from the ``trained_on`` of spizoo's REST metadata (TF Serving,
+    and an unreachable server, say nothing: the frames then go unchecked)."""
+    try:
+        described = client.metadata(name).get("trained_on")
+        return TrainedOn.from_info(described) if described else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _as_numpy(predict) -> Callable[[np.ndarray], dict]:
@@ -62,7 +87,9 @@ def from_saved_model(path: str | Path, threshold: float | None = None) -> Predic
     if not (path / "saved_model.pb").exists():
         path = path / str(versions(path)[-1])
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
-    return Predictor(_as_numpy(lambda x: signature(images=x)), f"SavedModel {path}", *_threshold(threshold))
+    info = path / "assets" / "dataset_info.json"
+    trained_on = TrainedOn.from_info(json.loads(info.read_text())) if info.is_file() else None
+    return Predictor(_as_numpy(lambda x: signature(images=x)), f"SavedModel {path}", *_threshold(threshold), trained_on)
 
 
 def from_run(run_dir: str | Path, data, task: Task, threshold: float | None = None) -> Predictor:
@@ -72,7 +99,8 @@ def from_run(run_dir: str | Path, data, task: Task, threshold: float | None = No
     import tensorflow as tf  # seconds to import: only once a model is really run
 
     run = Path(run_dir)
-    outputs = serving_outputs(load_model(run / "best.keras"), data, load_dataset_info(run), task)
+    info = load_dataset_info(run)
+    outputs = serving_outputs(load_model(run / "best.keras"), data, info, task)
     chosen, source = _threshold(threshold)
     report = run / "evaluation" / "report.json"
     if threshold is None and report.exists():
@@ -80,4 +108,4 @@ def from_run(run_dir: str | Path, data, task: Task, threshold: float | None = No
         if point:
             chosen = float(point["threshold"])
             source = f"operating point for a false-positive rate <= {point['target']} ({report})"
-    return Predictor(_as_numpy(tf.function(outputs)), f"run {run}", chosen, source)
+    return Predictor(_as_numpy(tf.function(outputs)), f"run {run}", chosen, source, TrainedOn.from_info(info))

@@ -3,7 +3,8 @@
 ``handle(manager, method, path, body)`` is the whole API as a function (tested through HTTP):
 
 - ``GET /v1/models/NAME[/versions/V | /labels/L]``: ``{"model_version_status": [...]}``;
-- ``GET …/metadata``: ``{"model_spec": …, "metadata": {"signature_def": …}}``;
+- ``GET …/metadata``: ``{"model_spec": …, "metadata": {"signature_def": …}}``, and for a spizoo export
+  ``trained_on`` (what its training frames were, for the clients' frame check);
 - ``POST …:predict``: row (``instances`` → ``predictions``) or columnar (``inputs`` → ``outputs``) format,
   ``signature_name``, ``{"b64": …}`` for bytes;
 - ``POST …:classify`` / ``…:regress``: ``examples`` (+ ``context``) as JSON features → ``{"result": …}``.
@@ -117,7 +118,8 @@ def _check_depth(request: dict) -> None:
 
 
 def metadata(served) -> dict:
-    """TF Serving's GetModelMetadata response as JSON."""
+    """TF Serving's GetModelMetadata response as JSON, with a spizoo export's ``trained_on``
+    (:class:`~spizoo.data.frame_check.TrainedOn`)."""
     from google.protobuf import json_format  # with the TF Serving protos below, only when used
     from tensorflow_serving.apis import get_model_metadata_pb2  # TensorFlow's protos: only when used
 
@@ -125,7 +127,7 @@ def metadata(served) -> dict:
     for key, sig in served.signature_defs.items():
         if not key.startswith("__"):
             sig_map.signature_def[key].CopyFrom(sig)
-    return {
+    body = {
         "model_spec": {"name": served.name, "signature_name": "", "version": str(served.version)},
         "metadata": {
             "signature_def": json_format.MessageToDict(
@@ -133,6 +135,9 @@ def metadata(served) -> dict:
             )
         },
     }
+    if served.trained_on is not None:  # spizoo's addition (clients of TF Serving ignore it): what to check frames by
+        body["trained_on"] = served.trained_on.as_dict()
+    return body
 
 
 def _decode_b64(value):

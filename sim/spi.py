@@ -248,6 +248,20 @@ class SpiConfig:
             self.__dict__["_view"] = View(self.layout(), tuple(self.detector.pixels), self.detector.bin)
         return self.__dict__["_view"]
 
+    def sampling(self) -> dict[str, list[float]]:
+        """The ranges of what sets a pattern's scale on the model's image: the angle one image pixel subtends
+        (``pixel_angle_rad``: its edge, ``bin`` detector pixels with a geometry, over the distance) and the
+        photon energy; recorded in ``dataset_info.json`` and checked against the frames a model is given."""
+        d = self.detector
+        if d.geometry is None:
+            pitch_m = (d.pixel_size_um[0] * 1e-6, d.pixel_size_um[1] * 1e-6)
+        else:
+            pitch_m = (self.layout().pixel_size_m * d.bin,) * 2
+        return {
+            "pixel_angle_rad": [pitch_m[0] / d.distance_m[1], pitch_m[1] / d.distance_m[0]],
+            "photon_energy_eV": [float(e) for e in self.beam.photon_energy_eV],
+        }
+
     def __getstate__(self):  # Beam pickles configs to its workers: they rebuild the layout, not unpickle 60 MB
         return {k: v for k, v in self.__dict__.items() if k not in ("_layout", "_view")}
 

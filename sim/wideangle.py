@@ -101,6 +101,13 @@ class MsftConfig:
     def photon_energy_eV(self) -> float:
         return HC_EV_NM / self.wavelength_nm
 
+    def sampling(self) -> dict[str, list[float]]:
+        """As :meth:`spizoo.sim.spi.SpiConfig.sampling`: the angle a pixel at the centre subtends and the
+        photon energy, each a range of one value."""
+        detector = self.detector.detector()
+        angle = detector.pixel_size_um * 1e-6 / detector.distance_m
+        return {"pixel_angle_rad": [angle, angle], "photon_energy_eV": [self.photon_energy_eV] * 2}
+
 
 @dataclasses.dataclass(frozen=True)
 class MsftPattern:

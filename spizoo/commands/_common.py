@@ -52,6 +52,16 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         help="single-hit score threshold (default: the run's evaluated operating point, else 0.5)",
     )
     parser.add_argument("--batch-size", type=int, default=64, help="frames per model call")
+    add_strict(parser)
+
+
+def add_strict(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse frames unlike the model's training frames (pixel angle, photon energy, value scale) "
+        "instead of warning",
+    )
 
 
 def add_dataset(parser: argparse.ArgumentParser) -> None:

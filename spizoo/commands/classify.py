@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> dict:
         view=view,
         source=args.source,
         trains=args.trains,
+        strict=args.strict,
     )
     if "single_hit" in results and len(results["frame"]):
         path = Path(args.out).with_suffix(".png")
@@ -67,4 +68,6 @@ def summary_line(summary: dict) -> str:
     line = f"{summary['frames']:,} frames of {summary['files']} files ({summary['frames_per_second']:,} frames/s)"
     if "single_hit_fraction" in summary:
         line += f", single hits {summary['single_hit_fraction']:.1%} at threshold {summary['threshold']['value']:.3g}"
+    if "unlike" in summary.get("frame_check", ""):
+        line += f" ({summary['frame_check']})"
     return f"{line}; wrote {summary['out']}"

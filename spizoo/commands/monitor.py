@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> dict:
     out = args.out or f"spizoo-monitor-{name}"
     output_dir(out, "--out")
     predictor, view = load_predictor(args.model, args.threshold), view_finder(args, args.model)
-    common = {"window": args.window, "batch_size": args.batch_size, "plot": plots.hit_rate}
+    common = {"window": args.window, "batch_size": args.batch_size, "plot": plots.hit_rate, "strict": args.strict}
     if args.karabo_bridge:
         monitor = BridgeMonitor(predictor, args.karabo_bridge, out, view=view, timeout=args.timeout, **common)
     else:

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from spizoo.commands._common import Progress, add_dataset, input_file, output_file, quoted
+from spizoo.commands._common import Progress, add_dataset, add_strict, input_file, output_file, quoted
 from spizoo.core.labels import names_for
+from spizoo.data.frame_check import FrameChecker
 from spizoo.data.frames import FrameFile
+from spizoo.serving.classify import warn_line
 from spizoo.serving.predictor import Predictor, from_server
 
 DESCRIPTION = """\
@@ -39,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", required=True, help="http://HOST:PORT (REST) or grpc://HOST:PORT (gRPC)")
     parser.add_argument("--model", required=True, help="model name on the server")
     add_dataset(parser)
+    add_strict(parser)
     parser.add_argument("--batch-size", type=int, default=16, help="frames per request")
     parser.add_argument("--out", help="CSV file for all rows, one per frame (default: print a preview)")
 
@@ -53,7 +56,9 @@ def run(args: argparse.Namespace) -> dict:
             "e.g. http://127.0.0.1:8501, and the model's name with --model"
         )
     predictor = from_server(f"{args.server.rstrip('/')}/{args.model}")
-    rows = predict_file(predictor, args.file, batch_size=args.batch_size, out=args.out, dataset=args.dataset)
+    rows = predict_file(
+        predictor, args.file, batch_size=args.batch_size, out=args.out, dataset=args.dataset, strict=args.strict
+    )
     summary = {"frames": len(rows), "out": args.out}
     if rows and "classes" in rows[0]:
         classes = [r["classes"] for r in rows]
@@ -116,9 +121,11 @@ def predict_file(
     batch_size: int = 16,
     out: str | Path | None = None,
     dataset: str | None = None,
+    strict: bool = False,
 ) -> list[dict]:
     """One row per frame of ``path`` (its image stack ``dataset``, default the CXI locations): frame index
-    and the model's outputs (vectors as lists).
+    and the model's outputs (vectors as lists). The frames are checked against what the model was trained
+    on (:mod:`spizoo.data.frame_check`; ``strict``: refused, else a warning).
 
     With ``out``, the rows are also written as CSV (to ``out.partial``, renamed when complete; nothing is
     left behind on failure).
@@ -126,10 +133,12 @@ def predict_file(
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     rows = []
+    checker = FrameChecker(predictor.trained_on, strict=strict, warn=warn_line)
     with FrameFile(path, dataset) as stack:
         total = -(-len(stack) // batch_size)
         batches = Progress(stack.batches(batch_size), total=total, desc="predict", unit="batch", leave=False)
         for start, frames in batches:
+            checker.check(str(path), frames, stack.geometry)
             outputs = predictor.predict(frames)
             for i in range(len(frames)):
                 row = {"frame": start + i}

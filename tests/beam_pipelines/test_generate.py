@@ -68,6 +68,16 @@ def test_training_statistics_are_the_per_pixel_mean_and_std(spi_dataset):
     np.testing.assert_allclose(np.load(out / "train_mean.npy"), images.mean(axis=0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.load(out / "train_std.npy"), images.std(axis=0), rtol=1e-4, atol=1e-5)
     assert info["stats"]["count"] == len(images)
+    # what inference checks frames against (spizoo.data.frame_check): the values and the sampling
+    assert info["stats"]["values"] == [images.min(), images.max(), True]
+    detector, beam = info["config"]["sim"]["detector"], info["config"]["sim"]["beam"]
+    assert info["sampling"] == {
+        "pixel_angle_rad": [
+            detector["pixel_size_um"][0] * 1e-6 / detector["distance_m"][1],
+            detector["pixel_size_um"][1] * 1e-6 / detector["distance_m"][0],
+        ],
+        "photon_energy_eV": beam["photon_energy_eV"],
+    }
 
 
 def test_examples_are_the_simulated_patterns(spi_dataset):

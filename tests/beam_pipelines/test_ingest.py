@@ -72,6 +72,13 @@ def test_labelled_frames_become_the_training_schema_reproducibly(files, tmp_path
     assert sum(s["examples"] for s in info["splits"].values()) == len(expected)
     assert sum(v for k, v in counters.items() if k.startswith("examples_")) == len(expected)
     assert info["kind"] == "cxi" and info["image_shape"] == [32, 32] and (tmp_path / "a" / "train_mean.npy").exists()
+    geometries = []
+    for f in files:
+        with FrameFile(f) as frames:
+            geometries.append(frames.geometry(0))
+    angles = [g.pixel_angle_rad for g in geometries]
+    assert info["sampling"]["pixel_angle_rad"] == [min(angles), max(angles)]  # each file's first frame
+    assert info["stats"]["values"][2] is True and info["stats"]["values"][0] == 0.0
     records = _records(tmp_path / "a")
     assert set(records) == set(expected)
     for (name, frame), ex in list(records.items())[:10]:
@@ -204,6 +211,7 @@ def test_a_european_xfel_run_is_ingested_through_its_geometry(euxfel_run, tmp_pa
     )  # fmt: skip
     info, _ = ingest.run(config, tmp_path / "out", IN_MEMORY)
     assert sum(s["examples"] for s in info["splits"].values()) == 128 and info["image_shape"] == [32, 32]
+    assert info["sampling"] == {"pixel_angle_rad": [200e-6 * 8 / 0.5] * 2}  # 8 AGIPD pixels at the default 0.5 m
     images = {}
     for shard in sorted((tmp_path / "out").glob("*.tfrecord-*")):
         for record in tfrecord.read_records(open(shard, "rb")):
