@@ -12,6 +12,7 @@ fine-tunes any model with ``spizoo train`` exactly as simulated data does.
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import hashlib
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from spizoo.beam_pipelines.config import DatasetConfig
-from spizoo.beam_pipelines.generate import run_source
+from spizoo.beam_pipelines.generate import MIN_SPLIT_UNITS, SUGGESTED_SPLIT_UNITS, run_source
 from spizoo.core.config import to_dict
 from spizoo.data import schema
 from spizoo.data.euxfel import is_run_directory, parse_trains
@@ -233,6 +234,39 @@ class IngestSource:
 
     def describe(self) -> dict:
         return to_dict(self.config)
+
+
+def units_per_split(source: IngestSource, unit_size: int | None = None) -> dict[str, int]:
+    """How many units each split of ``source`` gets (with ``unit_size`` frames per unit in place of the
+    config's): known before any work, as for :func:`spizoo.beam_pipelines.generate.units_per_split`."""
+    if unit_size is not None:
+        source = copy.copy(source)
+        source.config = dataclasses.replace(source.config, unit_size=unit_size)
+    counts = dict.fromkeys(source.config.dataset.splits, 0)
+    for unit in source.units():
+        counts[source.split(unit)] += 1
+    return counts
+
+
+def small_split_warning(source: IngestSource) -> str | None:
+    """One line if a split (of non-zero share) gets fewer than two units of ``unit_size`` frames, saying what
+    that does and the ``--unit-size`` that gives every split at least three; else ``None``."""
+    config = source.config
+    counts = units_per_split(source)
+    small = {name: n for name, n in counts.items() if n < MIN_SPLIT_UNITS and config.dataset.splits[name] > 0}
+    if not small:
+        return None
+    got = ", ".join(f"split {name!r} gets {'none' if n == 0 else 'only 1'}" for name, n in small.items())
+    size = config.unit_size // 2
+    while size >= 1 and min(units_per_split(source, size)[name] for name in small) < SUGGESTED_SPLIT_UNITS:
+        size //= 2
+    fix = f"--unit-size {size} gives every split at least {SUGGESTED_SPLIT_UNITS}" if size >= 1 else (
+        "give the small splits larger shares in --splits"
+    )  # fmt: skip
+    return (
+        f"{got} of the {sum(counts.values())} blocks of --unit-size {config.unit_size} frames: an empty split stops "
+        f"spizoo train (training, validation) or evaluate (test), a split of one block measures it alone; {fix}"
+    )
 
 
 def run(config: IngestConfig, out: str | Path, beam_args: list[str] = (), *, overwrite: bool = False):

@@ -1,29 +1,16 @@
-"""``spizoo generate``: a config's simulated patterns into a sharded TFRecord dataset with Apache Beam.
-
-The pipeline runs in a child process of its own session (with Beam's worker processes under it): a Ctrl-C at the
-terminal reaches this process alone, which stops the whole session and says so in one line, instead of a
-traceback from every Beam worker. Meanwhile this process shows the units done, read from the chunks the
-pipeline has finished (:func:`spizoo.beam_pipelines.generate.units_done`).
-"""
+"""``spizoo generate``: a config's simulated patterns into a sharded TFRecord dataset with Apache Beam, run in
+a session of its own (:mod:`spizoo.commands._session`: one line on Ctrl-C, the units done meanwhile)."""
 
 from __future__ import annotations
 
 import argparse
-import builtins
-import json
-import os
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 from pathlib import Path
 
 from spizoo import experiment
 from spizoo.beam_pipelines import generate
 from spizoo.commands._common import Progress, add_set, quoted
-from spizoo.core.config import ConfigError
+from spizoo.commands._session import in_own_session
 
 PASSES_TO_BEAM = True
 DESCRIPTION = """\
@@ -43,8 +30,6 @@ DESCRIPTION = """\
       spizoo generate configs/data_msft.yaml --out gs://bucket/msft --runner DataflowRunner \\
           --project P --region R --temp_location gs://bucket/tmp
     """
-STOP_SECONDS = 10  # after SIGTERM, how long the pipeline's processes get before SIGKILL
-POLL_SECONDS = 0.5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,11 +50,12 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> dict:
         print(f"spizoo generate: warning: {warning}", file=sys.stderr, flush=True)
     unit, _ = generate.unit_words(config)
     total = len(generate.units(config))
-    request = {"config": str(args.config), "set": list(args.set), "out": out, "beam_args": list(beam_args)}
+    request = {"pipeline": "generate", "config": str(args.config), "set": list(args.set), "out": out}
+    request["beam_args"] = list(beam_args)
     request.update(overwrite=args.overwrite, verbose=args.verbose)
     progress = Progress(total=total, desc="generate", unit=unit, initial=generate.units_done(out) if local else 0)
     with progress:
-        result = _in_own_session(request, lambda: progress.set(generate.units_done(out)) if local else None, unit)
+        result = in_own_session(request, lambda: progress.set(generate.units_done(out)) if local else None, unit)
     info, counters = result["info"], result["counters"]
     return {
         "out": out,
@@ -99,144 +85,3 @@ def summary_rows(summary: dict, args: argparse.Namespace) -> list[tuple[str, str
         ("described in", f"{out}/dataset_info.json"),
         ("next", f"spizoo train {quoted(args.config)} --data {quoted(out)} --out {quoted(run_dir)}"),
     ]
-
-
-def _in_own_session(request: dict, poll, unit: str = "unit") -> dict:
-    """Runs :func:`spizoo.beam_pipelines.generate.run` for ``request`` in a child process of its own session,
-    calling ``poll()`` meanwhile; returns its ``{"info", "counters"}``. ``unit``: what the units are called.
-
-    On Ctrl-C (or SIGTERM) here, the child's session (the pipeline and Beam's workers) is stopped and waited
-    for, and ``KeyboardInterrupt`` is raised with what a rerun does. The child's errors come back as the same
-    kinds of error (one line each); a crash (a traceback, which it prints itself) as a ``ChildProcessError``.
-    """
-    with tempfile.TemporaryDirectory(prefix="spizoo-generate-") as tmp:
-        result_file = Path(tmp) / "result.json"
-        # The child reads this pipe, which nothing writes: at its end (this process gone, even by SIGKILL) the
-        # child kills its session, so that no pipeline runs on unseen and meets the rerun's.
-        alive, keep = os.pipe()
-        request = {**request, "result": str(result_file), "parent_pipe": alive}
-        (Path(tmp) / "request.json").write_text(json.dumps(request))
-        previous = signal.signal(signal.SIGTERM, _interrupt)
-        child = None
-        try:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "spizoo.commands.generate", str(Path(tmp) / "request.json")],
-                start_new_session=True,  # the terminal's Ctrl-C reaches its process group, not this session
-                stdin=subprocess.DEVNULL,
-                pass_fds=(alive,),
-            )
-            os.close(alive)
-            while child.poll() is None:
-                poll()
-                time.sleep(POLL_SECONDS)
-            poll()
-        except KeyboardInterrupt:
-            if child is not None:
-                _stop_session(child)
-            out = request["out"]
-            done = generate.units_done(out) if "://" not in out else None
-            raise KeyboardInterrupt(
-                f"interrupted; nothing was written to {out} (the {done:,} {unit}s done are in {out}.incomplete/): "
-                "the same command resumes from them"
-                if done
-                else f"interrupted; nothing was written to {out}: the same command starts it again"
-            ) from None
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-            if child is None:
-                os.close(alive)
-            os.close(keep)
-        result = json.loads(result_file.read_text()) if result_file.exists() else None
-    if result is None or child.returncode not in (0, 1):  # a crash: its traceback is above, this is one line
-        raise ChildProcessError(f"the pipeline's process ended with status {child.returncode} (its messages are above)")
-    if "error" in result:
-        raise _error(result["error"])
-    return result
-
-
-def _error(error: dict) -> Exception:
-    """The child's error as the exception it was: its type (an ``OSError`` with its number and file names,
-    which the dispatcher puts in plain words), else a ``ValueError`` with its message."""
-    if error["kind"] == "ConfigError":
-        return ConfigError(error["message"])
-    if "errno" in error:
-        kind = getattr(builtins, error["kind"], OSError)
-        if error["errno"] is None:
-            return kind(error["message"])
-        return kind(error["errno"], error["strerror"], error["filename"], None, error["filename2"])
-    return ValueError(error["message"])
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-def _stop_session(child: subprocess.Popen) -> None:
-    """SIGTERM to every process of ``child``'s session, SIGKILL to those left after :data:`STOP_SECONDS`, and
-    waits until none is left."""
-    for sig, wait in ((signal.SIGTERM, STOP_SECONDS), (signal.SIGKILL, STOP_SECONDS)):
-        _signal_session(child.pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and (child.poll() is None or _session_members(child.pid)):
-            time.sleep(0.05)
-        if child.poll() is not None and not _session_members(child.pid):
-            return
-
-
-def _session_members(sid: int) -> list[int]:
-    """The processes of session ``sid`` still running (from /proc; zombies are done)."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-        if fields[0] != "Z" and int(fields[3]) == sid:  # state, ppid, pgrp, session
-            members.append(int(entry))
-    return members
-
-
-def _signal_session(sid: int, sig: int) -> None:
-    for pid in _session_members(sid):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-
-def _end_with_parent(pipe: int) -> None:
-    """Waits for the end of the parent's pipe (the parent gone), then kills this session: the pipeline and
-    Beam's workers."""
-    while os.read(pipe, 1):
-        pass
-    os.killpg(os.getpgrp(), signal.SIGKILL)
-
-
-def _child(request_file: str) -> int:
-    """The pipeline, in the child process: the request's config and options in, ``{"info", "counters"}`` (or
-    the one-line error) out, in the request's result file."""
-    request = json.loads(Path(request_file).read_text())
-    threading.Thread(target=_end_with_parent, args=(request["parent_pipe"],), daemon=True).start()
-    if not request["verbose"]:
-        from spizoo.cli import _quiet_logging  # the parent's logging set-up, for this process's libraries
-
-        _quiet_logging()
-    try:
-        config = experiment.load(request["config"], request["set"])
-        info, counters = generate.run(config, request["out"], request["beam_args"], overwrite=request["overwrite"])
-        result = {"info": info, "counters": counters}
-    except (ValueError, OSError) as err:  # the errors the dispatcher prints as one line (ConfigError is one)
-        result = {"error": {"kind": type(err).__name__, "message": str(err)}}
-        if isinstance(err, OSError):
-            result["error"].update(
-                errno=err.errno, strerror=err.strerror, filename=err.filename, filename2=err.filename2
-            )
-    Path(request["result"]).write_text(json.dumps(result))
-    return 1 if "error" in result else 0
-
-
-if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1]))

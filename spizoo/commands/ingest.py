@@ -1,14 +1,20 @@
-"""``spizoo ingest``: frames of experiment CXI/HDF5 files into the dataset schema of ``spizoo generate``."""
+"""``spizoo ingest``: frames of experiment CXI/HDF5 files into the dataset schema of ``spizoo generate``, run
+in a session of its own as generate is (:mod:`spizoo.commands._session`)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import yaml
 
-from spizoo.beam_pipelines import ingest
+from spizoo.beam_pipelines import generate, ingest
 from spizoo.beam_pipelines.config import DatasetConfig
+from spizoo.commands._common import Progress
+from spizoo.commands._session import in_own_session
 from spizoo.commands._view import add_run_args, add_view_args
+from spizoo.core.config import to_dict
 from spizoo.data.euxfel import format_trains
 
 PASSES_TO_BEAM = True
@@ -68,7 +74,20 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> dict:
         source=args.source or "",
         trains=format_trains(args.trains),
     )
-    info, counters = ingest.run(config, args.out, beam_args, overwrite=args.overwrite)
+    out = str(args.out)
+    if "://" not in out and Path(out).exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; add --overwrite to replace it, or give another --out")
+    source = ingest.IngestSource(config)
+    warning = ingest.small_split_warning(source)
+    if warning:
+        print(f"spizoo ingest: warning: {warning}", file=sys.stderr, flush=True)
+    request = {"pipeline": "ingest", "config": to_dict(config), "out": out, "beam_args": list(beam_args)}
+    request.update(overwrite=args.overwrite, verbose=args.verbose)
+    local = "://" not in out
+    progress = Progress(total=len(source.units()), desc="ingest", unit="block", initial=generate.units_done(out))
+    with progress:
+        result = in_own_session(request, lambda: progress.set(generate.units_done(out)) if local else None, "block")
+    info = result["info"]
     splits = {k: {"examples": v["examples"], "classes": v["classes"]} for k, v in info["splits"].items()}
     return {"out": args.out, "image_shape": info["image_shape"], "splits": splits}
 

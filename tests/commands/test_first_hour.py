@@ -271,7 +271,59 @@ def test_ctrl_c_stops_generate_and_beam_in_one_line_and_keeps_the_work_for_a_rer
     assert _alive(processes) == []
 
 
+def _frames_file(path: Path, n: int) -> Path:
+    """A plain HDF5 file of ``n`` 32×32 Poisson frames at /data/frames (compressed: small on disk)."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        data = np.random.default_rng(0).poisson(0.05, (n, 32, 32)).astype(np.float32)
+        f.create_dataset("data/frames", data=data, chunks=(256, 32, 32), compression="gzip")
+    return path
+
+
+def test_ctrl_c_stops_ingest_and_beam_in_one_line_and_keeps_the_work_for_a_rerun(tmp_path):
+    frames, out = _frames_file(tmp_path / "r0042.h5", 60_000), tmp_path / "real"
+    argv = ["ingest", str(frames), "--dataset", "/data/frames", "--out", str(out), "--direct_num_workers=2"]
+    code, err, processes = _interrupt(argv, lambda: generate.units_done(out) > 0, tmp_path)
+    assert len(processes) >= 2  # the pipeline's process and Beam's workers
+    assert code == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) <= 2 and "Traceback" not in err, err
+    assert re.fullmatch(
+        rf"spizoo ingest: interrupted; nothing was written to {out} \(the [\d,]+ blocks done are in "
+        rf"{out}.incomplete/\): the same command resumes from them",
+        lines[-1].split("\r")[-1].strip(),
+    ), lines
+    assert not out.exists() and not list(tmp_path.rglob("dataset_info.json"))
+    deadline = time.monotonic() + 10
+    while _alive(processes) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _alive(processes) == []
+
+
 # --- small datasets --------------------------------------------------------------------------------------
+
+
+def test_ingest_warns_of_a_small_split_and_names_the_unit_size_that_fills_it(tmp_path, capfd):
+    from spizoo.beam_pipelines import ingest
+    from spizoo.beam_pipelines.config import DatasetConfig
+
+    frames = _frames_file(tmp_path / "r0007.h5", 600)  # 3 blocks of the default 256 frames
+    argv = ["ingest", str(frames), "--dataset", "/data/frames", "--out", str(tmp_path / "real"), *IN_MEMORY]
+    assert cli.main(argv) == 0
+    (warning,) = [line for line in capfd.readouterr().err.splitlines() if "warning" in line]
+    size = int(re.search(r"--unit-size (\d+) gives every split at least 3", warning)[1])
+    assert "of the 3 blocks of --unit-size 256 frames" in warning and "gets none" in warning
+    splits = {"train": 0.8, "validation": 0.1, "test": 0.1}
+    dataset = DatasetConfig(name="real", splits=splits, shards={"train": 4, "validation": 1, "test": 1})
+    source = ingest.IngestSource(
+        ingest.make_config([str(frames)], labels=None, dataset=dataset, image_dataset="/data/frames")
+    )
+    assert min(ingest.units_per_split(source, size).values()) >= 3
+    assert min(ingest.units_per_split(source, size * 2).values()) < 3  # the largest blocks that fill every split
+    argv[-3] = str(tmp_path / "filled")
+    assert cli.main([*argv, "--unit-size", str(size)]) == 0
+    assert "warning" not in capfd.readouterr().err
 
 
 def test_generate_warns_of_an_empty_split_and_train_says_the_same_fix_before_tensorflow(tmp_path, capfd):
