@@ -249,26 +249,32 @@ def test_ctrl_c_stops_simulate_and_its_workers_in_one_line(tmp_path):
     assert _alive(processes) == []
 
 
-def test_ctrl_c_stops_generate_and_beam_in_one_line_and_keeps_the_work_for_a_rerun(tmp_path):
-    out = tmp_path / "ds"
-    config = f"{Path.cwd()}/configs/quickstart.yaml"
-    argv = ["generate", config, "--out", str(out), "--set", "dataset.patterns=40000", "--direct_num_workers=2"]
-    code, err, processes = _interrupt(argv, lambda: generate.units_done(out) > 0, tmp_path)
+def _pipeline_interrupted(argv: list[str], out: Path, unit: str, cwd: Path) -> None:
+    """Ctrl-C during the Beam pipeline of ``spizoo ARGV`` into ``out``: one line naming what the rerun
+    resumes (the ``unit``s done), nothing in ``out`` or that looks complete, no process left."""
+    code, err, processes = _interrupt(argv, lambda: generate.units_done(out) > 0, cwd)
     assert len(processes) >= 2  # the pipeline's process and Beam's workers
     assert code == 130, err
     lines = err.strip().splitlines()
     assert len(lines) <= 2 and "Traceback" not in err, err
     assert re.fullmatch(
-        rf"spizoo generate: interrupted; nothing was written to {out} \(the [\d,]+ particle models done are in "
+        rf"spizoo {argv[0]}: interrupted; nothing was written to {out} \(the [\d,]+ {unit}s done are in "
         rf"{out}.incomplete/\): the same command resumes from them",
         lines[-1].split("\r")[-1].strip(),
     ), lines
-    assert not out.exists() and not list(tmp_path.rglob("dataset_info.json"))
-    assert not list((tmp_path / "ds.incomplete").glob("*.tfrecord-*"))  # no shard that looks complete
+    assert not out.exists() and not list(cwd.rglob("dataset_info.json"))
+    assert not list(Path(f"{out}.incomplete").glob("*.tfrecord-*"))  # no shard that looks complete
     deadline = time.monotonic() + 10
     while _alive(processes) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _alive(processes) == []
+
+
+def test_ctrl_c_stops_generate_and_beam_in_one_line_and_keeps_the_work_for_a_rerun(tmp_path):
+    out = tmp_path / "ds"
+    config = f"{Path.cwd()}/configs/quickstart.yaml"
+    argv = ["generate", config, "--out", str(out), "--set", "dataset.patterns=40000", "--direct_num_workers=2"]
+    _pipeline_interrupted(argv, out, "particle model", tmp_path)
 
 
 def _frames_file(path: Path, n: int) -> Path:
@@ -284,21 +290,7 @@ def _frames_file(path: Path, n: int) -> Path:
 def test_ctrl_c_stops_ingest_and_beam_in_one_line_and_keeps_the_work_for_a_rerun(tmp_path):
     frames, out = _frames_file(tmp_path / "r0042.h5", 60_000), tmp_path / "real"
     argv = ["ingest", str(frames), "--dataset", "/data/frames", "--out", str(out), "--direct_num_workers=2"]
-    code, err, processes = _interrupt(argv, lambda: generate.units_done(out) > 0, tmp_path)
-    assert len(processes) >= 2  # the pipeline's process and Beam's workers
-    assert code == 130, err
-    lines = err.strip().splitlines()
-    assert len(lines) <= 2 and "Traceback" not in err, err
-    assert re.fullmatch(
-        rf"spizoo ingest: interrupted; nothing was written to {out} \(the [\d,]+ blocks done are in "
-        rf"{out}.incomplete/\): the same command resumes from them",
-        lines[-1].split("\r")[-1].strip(),
-    ), lines
-    assert not out.exists() and not list(tmp_path.rglob("dataset_info.json"))
-    deadline = time.monotonic() + 10
-    while _alive(processes) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _alive(processes) == []
+    _pipeline_interrupted(argv, out, "block", tmp_path)
 
 
 # --- small datasets --------------------------------------------------------------------------------------
