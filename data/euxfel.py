@@ -217,20 +217,32 @@ class RunFrames:
         """The pixel size and distance of the images of its view (a run does not record the photon energy)."""
         return FrameGeometry.of_view(self.view)
 
-    def batches(self, size: int, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
-        """(first frame index, frames) of consecutive batches from ``start``: whole trains, as many as fit in
-        ``size`` frames (at least one), so that no train is read twice."""
+    def first_frame_after(self, train_id: int) -> int:
+        """The index of the first frame of the trains after ``train_id`` (``len(self)`` if there are none)."""
+        t = int(np.searchsorted(self._train_ids.astype(np.int64), train_id, side="right"))
+        return int(self._first[t])
+
+    @property
+    def newest_train_start(self) -> int:
+        """The index of the first frame of the run's newest train (``len(self)`` for a run of no frames)."""
+        return int(self._first[-2]) if len(self._first) > 1 else self.count
+
+    def batches(self, size: int, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(first frame index, frames) of consecutive batches from ``start`` to ``stop`` (a train's first frame;
+        default: the end): whole trains, as many as fit in ``size`` frames (at least one), so that no train is
+        read twice."""
         if size < 1:
             raise ValueError(f"batch size must be >= 1, got {size}")
+        limit = self.count if stop is None else stop
         first = start
-        while first < self.count:
+        while first < limit:
             t = int(np.searchsorted(self._first, first, side="right") - 1)
-            stop = self._first[t + 1]
-            while t + 2 < len(self._first) and self._first[t + 2] - first <= size:
+            end = self._first[t + 1]
+            while t + 2 < len(self._first) and self._first[t + 2] <= limit and self._first[t + 2] - first <= size:
                 t += 1
-                stop = self._first[t + 1]
-            yield first, self.read(first, int(stop))
-            first = int(stop)
+                end = self._first[t + 1]
+            yield first, self.read(first, int(end))
+            first = int(end)
 
     def close(self) -> None:
         """Nothing to close: EXtra-data opens its files per read."""

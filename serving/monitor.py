@@ -15,6 +15,7 @@ classified; ``OUT/monitor.csv`` holds a row per frame with its train, pulse and 
 ``OUT/monitor_state.json`` the last train done, so a restart never classifies a train twice (a bridge that
 replays from the start is skipped up to where the last run stopped). A stream that pauses or a bridge that
 restarts is waited for: after ``timeout`` seconds without a train the client reconnects and says so.
+:class:`RunMonitor` does the same for a European XFEL run directory the DAQ is still writing.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spizoo.data.frame_check import FrameChecker, FrameGeometry
+from spizoo.data.euxfel import RunFrames, is_run_directory
+from spizoo.data.frame_check import FrameChecker, FrameGeometry, FrameMismatchError
 from spizoo.data.frames import FrameFile, ViewFinder
 from spizoo.serving.client import ServingClientError
 from spizoo.serving.predictor import ModelOutputError, Predictor
@@ -340,6 +342,92 @@ class BridgeMonitor(Monitor):
                 f"{self._view.geometry.shape[1]}x{self._view.geometry.shape[2]})"
             )
         return self._view
+
+
+class RunMonitor(Monitor):
+    """Classifies the frames of a European XFEL run directory while the DAQ writes it (new trains in new
+    sequence files) into ``out``: each scan reopens the run (EXtra-data) and classifies the trains after the
+    last one done, a row per frame with its train, pulse and memory cell as :class:`BridgeMonitor` writes.
+
+    The run's newest train waits while the run's files are still changing (its modules may not all be
+    written yet): it is classified once a newer train appears or a scan finds the files unchanged (or at
+    once, with ``once``). A run that cannot be read yet is retried at the next scan and said so; a restart
+    never classifies a train twice (``OUT/monitor_state.json`` keeps the last train done).
+
+    Args:
+        run: the run directory (it may have no files yet).
+        source, trains: the detector and the trains by index, as for :class:`~spizoo.data.euxfel.RunFrames`.
+        view: the view of the detector's modules (:class:`~spizoo.data.frames.ViewFinder`).
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        run: str | Path,
+        out: str | Path,
+        *,
+        view: ViewFinder,
+        source: str | None = None,
+        trains: slice = slice(None),
+        window: int = 500,
+        batch_size: int = 64,
+        plot: Callable | None = None,
+        strict: bool = False,
+    ):
+        self.run_dir, self.source, self.trains, self.view = Path(run), source, trains, view
+        if not self.run_dir.is_dir():
+            raise FileNotFoundError(f"{self.run_dir} is not a directory")
+        self._files: tuple | None = None  # the run's files at the last scan
+        self._once = False
+        self._open(predictor, out, BRIDGE_COLUMNS, {"results_bytes": 0, "last_train": -1, "frames": 0},
+                   window, batch_size, plot, strict)  # fmt: skip
+
+    def describe(self) -> str:
+        return f"the European XFEL run {self.run_dir}" + (f" ({self.source})" if self.source else "")
+
+    def frames_done(self) -> int:
+        return self.state["frames"]
+
+    def run(self, interval: float = 2.0, *, once: bool = False) -> None:
+        self._once = once
+        super().run(interval, once=once)
+
+    def _run_files(self) -> tuple:
+        return tuple(
+            (p.name, st.st_size, st.st_mtime_ns) for p in sorted(self.run_dir.glob("*.h5")) if (st := p.stat())
+        )
+
+    def poll(self) -> dict:
+        """One scan: the trains after the last one done (the newest held back while the files change)."""
+        files = self._run_files()
+        settled, self._files = files == self._files or self._once, files
+        if not is_run_directory(self.run_dir):
+            return {"new_frames": 0, "notes": [f"no run files in {self.run_dir} yet"]}
+        new = 0
+        try:
+            frames = RunFrames(self.run_dir, source=self.source, view=self.view, trains=self.trains)
+            start = frames.first_frame_after(self.state["last_train"])
+            stop = len(frames) if settled else frames.newest_train_start
+            geometry = FrameGeometry.of_view(frames.view)
+            for first, batch in frames.batches(self.batch_size, start, max(start, stop)):
+                ids = frames.frame_ids(first, first + len(batch))
+                self.checker.check(str(self.run_dir), batch, geometry)
+                keys = [[int(ids[k][i]) for k in ("train_id", "pulse_id", "cell_id")] for i in range(len(batch))]
+                self._append(keys, batch)
+                self.state["last_train"] = int(ids["train_id"][-1])
+                self.state["frames"] += len(batch)
+                self._save_state()  # after the rows: a crash in between replays these trains, never skips them
+                new += len(batch)
+        except ServingClientError as err:
+            if err.bad_input:
+                raise
+            return {"new_frames": new, "notes": [f"waiting for the model server, retrying next scan: {err}"]}
+        except (OSError, ValueError) as err:  # a file the DAQ is still writing, or refused (strict)
+            self._files = None  # read it again, and its newest train with it, at the next scan
+            if isinstance(err, FrameMismatchError):
+                raise
+            return {"new_frames": new, "notes": [*self._taken_warnings(), f"cannot read the run yet: {err}"]}
+        return {"new_frames": new, "notes": self._taken_warnings()}
 
 
 def _train_id(meta: dict) -> int:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from spizoo import plots
 from spizoo.commands._common import add_model_args, input_dir, load_predictor, output_dir
-from spizoo.commands._view import add_view_args, view_finder
-from spizoo.serving.monitor import BridgeMonitor, Monitor
+from spizoo.commands._view import add_run_args, add_view_args, view_finder
+from spizoo.data.euxfel import is_run_directory
+from spizoo.serving.monitor import BridgeMonitor, Monitor, RunMonitor
 
 DESCRIPTION = """\
     Watch DIRECTORY for CXI/HDF5 files (also files still growing), classify new frames every
@@ -17,6 +18,10 @@ DESCRIPTION = """\
     corrupt one reported and skipped; restarted, it continues without classifying a frame twice.
     MODEL as for spizoo classify; module-stacked frames go through their geometry as there.
 
+    A European XFEL run directory (or any DIRECTORY with --source) is watched as the DAQ writes
+    it: each scan classifies the trains after the last one done (rows per frame with train, pulse
+    and memory cell); the newest train waits until the files stop changing or a newer one appears.
+
     With --karabo-bridge ENDPOINT instead of DIRECTORY, classify the frames of European XFEL's live
     stream as trains arrive (rows per frame with train, pulse and memory cell), with the hit rate of
     each train; a paused stream or a restarted bridge is waited for and reconnected, and a restart
@@ -24,6 +29,8 @@ DESCRIPTION = """\
 
     example:
       spizoo monitor out/quick_run /data/run_0042 --out monitor_0042 --interval 2
+      spizoo monitor out/agipd_run /gpfs/exfel/exp/SPB/202401/p002012/proc/r0042 --geometry agipd.geom \
+          --source SPB_DET_AGIPD1M-1 --out monitor_r0042
       spizoo monitor out/agipd_run --karabo-bridge tcp://exflonc05:45000 --geometry agipd.geom --out live
     """
 
@@ -42,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retries", type=int, default=5, help="failed reads before a file is skipped as corrupt")
     parser.add_argument("--once", action="store_true", help="scan once and exit")
     add_view_args(parser, model=True)
+    add_run_args(parser)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -58,6 +66,10 @@ def run(args: argparse.Namespace) -> dict:
     common = {"window": args.window, "batch_size": args.batch_size, "plot": plots.hit_rate, "strict": args.strict}
     if args.karabo_bridge:
         monitor = BridgeMonitor(predictor, args.karabo_bridge, out, view=view, timeout=args.timeout, **common)
+    elif args.source or is_run_directory(args.directory):
+        monitor = RunMonitor(
+            predictor, args.directory, out, view=view, source=args.source, trains=args.trains, **common
+        )  # fmt: skip
     else:
         monitor = Monitor(
             predictor, args.directory, out, pattern=args.pattern, retries=args.retries, dataset=args.dataset,
