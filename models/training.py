@@ -16,6 +16,7 @@ folded into the network, which is saved as ``best.keras``.
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
 import json
 import os
@@ -170,6 +171,50 @@ def epoch_progress_callback(steps: int, *, interval: float = 10.0, clock=time.mo
                 self.last, self.tenths = now, tenths
 
     return EpochProgress()
+
+
+def keep_epochs_before(history: Path, first: int) -> None:
+    """Drops the rows of epochs ``first`` and later from a ``history.csv`` (written by an epoch that a crash
+    cut off before its backup, and that the rerun from ``first`` trains again); replaced whole."""
+    if not history.exists():
+        return
+    lines = history.read_text().splitlines(keepends=True)
+    if not lines:
+        return
+    kept = [lines[0]] + [line for line in lines[1:] if line.split(",", 1)[0].strip().isdigit()
+                          and int(line.split(",", 1)[0]) < first]  # fmt: skip
+    if len(kept) != len(lines):
+        partial = history.with_name(history.name + ".partial")
+        partial.write_text("".join(kept))
+        os.replace(partial, history)
+
+
+def save_model_callback(path: Path, *, best_of: str | None = None, history: Path | None = None):
+    """A callback that saves the model to ``path`` after each epoch — with ``best_of`` (e.g. ``val_loss``)
+    only when that is lower than in every epoch before, also those of the ``history`` CSV of a resumed
+    run — through ``<name>.partial.keras`` renamed over ``path``: a kill during the write leaves the
+    previous file whole (Keras' ``ModelCheckpoint`` writes in place, and forgets the best on resume)."""
+    import keras  # loads TensorFlow: only when used
+
+    best = np.inf
+    if best_of and history is not None and history.exists():
+        with open(history, newline="") as f:
+            values = [float(row[best_of]) for row in csv.DictReader(f) if row.get(best_of)]
+        best = min(values, default=np.inf)
+
+    class SaveModel(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            nonlocal best
+            if best_of:
+                value = (logs or {}).get(best_of)
+                if value is None or not float(value) < best:
+                    return
+                best = float(value)
+            partial = path.with_name(f"{path.stem}.partial.keras")
+            self.model.save(partial, overwrite=True)
+            os.replace(partial, path)
+
+    return SaveModel()
 
 
 def resume_epoch(run_dir: Path) -> int:
@@ -344,14 +389,18 @@ def _fit(config, info: dict, data_dir: Path, run_dir: Path, first: int, policy: 
     statistics_batches = make_dataset(
         train_pattern, data_cfg, training=True, seed=config.seed + 1, info=info, epochs=(0, 1)
     )
+    history_csv = run_dir / "history.csv"
+    keep_epochs_before(history_csv, first)
     callbacks = [
         reseed_callback(config.seed),
         batch_norm_statistics_callback(statistics_batches, BATCH_NORM_BATCHES),
+        # An epoch's row and models before its backup: a kill between them reruns the epoch, whose row
+        # keep_epochs_before then drops, so history.csv holds each epoch once.
+        keras.callbacks.CSVLogger(str(history_csv), append=first > 0),
+        save_model_callback(run_dir / "best.keras", best_of="val_loss", history=history_csv),
+        save_model_callback(run_dir / "last.keras"),
         # double_checkpoint: the previous backup is kept as .bkp, which Keras restores if the latest is unreadable.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False, double_checkpoint=True),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_loss", save_best_only=True),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "last.keras")),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=first > 0),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
     ]
     terminal = sys.stdout.isatty()

@@ -279,3 +279,29 @@ def test_a_backup_cut_off_by_a_crash_is_dropped_unless_an_earlier_one_is_beside_
     (backup / "latest.weights.h5.bkp").unlink()
     assert resume_epoch(tmp_path) == 0 and not (backup / "latest.weights.h5").exists()
     assert "cut off while being written" in capsys.readouterr().out
+
+
+def test_saved_models_are_replaced_whole_and_best_remembers_the_epochs_before_a_resume(tmp_path, monkeypatch):
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss,val_loss\n0,1.0,0.9\n1,0.8,0.5\n2,0.7,0.2\n")
+    training.keep_epochs_before(history, 2)  # epoch 2 was cut off before its backup: the rerun trains it again
+    assert history.read_text() == "epoch,loss,val_loss\n0,1.0,0.9\n1,0.8,0.5\n"
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    best = training.save_model_callback(tmp_path / "best.keras", best_of="val_loss", history=history)
+    best.set_model(model)
+    best.on_epoch_end(2, {"val_loss": 0.7})  # worse than epoch 1's 0.5: not the best
+    assert not (tmp_path / "best.keras").exists()
+    best.on_epoch_end(2, {"val_loss": 0.4})
+    first = (tmp_path / "best.keras").read_bytes()
+    assert load_model(tmp_path / "best.keras") is not None
+    model.layers[0].kernel.assign(np.ones((2, 1), np.float32))
+
+    def killed_mid_write(path, **kwargs):
+        Path(path).write_bytes(b"PK\x03\x04 cut off")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model, "save", killed_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        best.on_epoch_end(3, {"val_loss": 0.3})
+    assert (tmp_path / "best.keras").read_bytes() == first  # the previous best, whole
+    assert (tmp_path / "best.partial.keras").exists()  # the cut-off write, under another name
