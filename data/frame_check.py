@@ -116,8 +116,8 @@ class TrainedOn:
         if not known and shape != self.image_shape and self.pixel_angle_rad is not None:
             out.append(
                 f"frames of {shape[0]}x{shape[1]} pixels of unknown size and distance (the model was trained on "
-                f"{self.image_shape[0]}x{self.image_shape[1]} pixels of {_angles(self.pixel_angle_rad)}): their "
-                "centre is used, which matches only for the same pixel angle"
+                f"{self.image_shape[0]}x{self.image_shape[1]} pixels of {_angles(self.pixel_angle_rad)}): the "
+                "same patterns only for the same pixel angle"
             )
         out += self._value_problems(frames)
         return out
@@ -176,7 +176,8 @@ class FrameChecker:
     trained on (:meth:`TrainedOn.problems`).
 
     Args:
-        trained_on: the model's :class:`TrainedOn`, or ``None`` (a server that does not say): nothing to check.
+        trained_on: the model's :class:`TrainedOn`, or ``None`` (a server that does not say): nothing to check;
+            or a function giving it, asked at each check until it gives one (a server not up yet).
         strict: raise :class:`FrameMismatchError` instead of warning.
         warn: called with each warning line (e.g. printing it to standard error).
 
@@ -184,11 +185,26 @@ class FrameChecker:
         warnings: every warning given, in order.
     """
 
-    def __init__(self, trained_on: TrainedOn | None, *, strict: bool = False, warn: Callable[[str], None] = print):
-        self.trained_on, self.strict, self.warn = trained_on, strict, warn
+    def __init__(
+        self,
+        trained_on: TrainedOn | Callable[[], TrainedOn | None] | None,
+        *,
+        strict: bool = False,
+        warn: Callable[[str], None] = print,
+    ):
+        self._trained_on, self.strict, self.warn = trained_on, strict, warn
         self.warnings: list[str] = []
         self._seen: set[str] = set()
         self._refused: dict[str, str] = {}  # with strict: a source refused once is refused again
+
+    @property
+    def trained_on(self) -> TrainedOn | None:
+        if callable(self._trained_on):
+            found = self._trained_on()
+            if found is not None:
+                self._trained_on = found
+            return found
+        return self._trained_on
 
     def check(
         self,

@@ -24,7 +24,6 @@ from tqdm import tqdm
 
 from spizoo.core.labels import names_for
 from spizoo.data.euxfel import format_trains
-from spizoo.data.frame_check import FrameChecker
 from spizoo.data.frames import FrameFile, ViewFinder, open_frames
 from spizoo.serving.predictor import Predictor
 
@@ -91,7 +90,7 @@ def classify_files(
         for f in files:
             f.close()
         raise
-    checker = FrameChecker(predictor.trained_on, strict=strict, warn=warn_line)
+    checker = predictor.frame_checker(strict=strict, warn=warn_line)
     try:
         total = sum(len(f) for f in files)
         columns: dict[str, list[np.ndarray]] = {"file_index": [], "frame": []}

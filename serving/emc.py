@@ -21,7 +21,6 @@ import numpy as np
 
 from spizoo.data import emc
 from spizoo.data.euxfel import parse_trains
-from spizoo.data.frame_check import FrameChecker
 from spizoo.data.frames import FrameFile, ViewFinder, open_frames
 from spizoo.serving.classify import RUN_IDS, warn_line
 from spizoo.serving.predictor import Predictor
@@ -143,7 +142,7 @@ def _estimates(regressor, views, path: Path, attrs: dict, frames: np.ndarray) ->
     )  # fmt: skip
     try:
         images = np.concatenate([source.read(int(i), int(i) + 1) for i in frames])
-        FrameChecker(regressor.trained_on, warn=warn_line).check(str(path), images, source.geometry)
+        regressor.frame_checker(warn=warn_line).check(str(path), images, source.geometry)
     finally:
         source.close()
     outputs = regressor.predict(images)

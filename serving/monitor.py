@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from spizoo.data.euxfel import RunFrames, is_run_directory
-from spizoo.data.frame_check import FrameChecker, FrameGeometry, FrameMismatchError
+from spizoo.data.frame_check import FrameGeometry, FrameMismatchError
 from spizoo.data.frames import FrameFile, ViewFinder
 from spizoo.serving.client import ServingClientError
 from spizoo.serving.predictor import ModelOutputError, Predictor
@@ -79,7 +79,7 @@ class Monitor:
         self.predictor, self.out, self.columns = predictor, Path(out), columns
         self.window, self.batch_size, self._plot = window, batch_size, plot
         self._warnings: list[str] = []  # the frame check's, given with the next scan's notes
-        self.checker = FrameChecker(predictor.trained_on, strict=strict, warn=self._warnings.append)
+        self.checker = predictor.frame_checker(strict=strict, warn=self._warnings.append)
         self.out.mkdir(parents=True, exist_ok=True)
         self.results = self.out / RESULTS
         self.state = state

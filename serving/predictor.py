@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from spizoo.core.task import Task
-from spizoo.data.frame_check import TrainedOn
+from spizoo.data.frame_check import FrameChecker, TrainedOn
 from spizoo.data.pipeline import load_dataset_info
 from spizoo.models import load_model
-from spizoo.serving.client import Client
+from spizoo.serving.client import Client, ServingClientError
 from spizoo.serving.export import serving_outputs, versions
 
 DEFAULT_THRESHOLD = 0.5
@@ -28,7 +28,8 @@ class ModelOutputError(RuntimeError):
 
 class Predictor:
     """``predict(frames [n, H, W] float32) → {name: array}``, the single-hit threshold that goes with it, and
-    what the model was trained on (:class:`~spizoo.data.frame_check.TrainedOn`, ``None`` where not known)."""
+    what the model was trained on (:class:`~spizoo.data.frame_check.TrainedOn`, ``None`` where not known; a
+    function of none for a server, asked when first needed)."""
 
     def __init__(
         self,
@@ -36,11 +37,15 @@ class Predictor:
         description: str,
         threshold: float,
         source: str,
-        trained_on: TrainedOn | None = None,
+        trained_on: TrainedOn | Callable[[], TrainedOn | None] | None = None,
     ):
         self.predict, self.description = predict, description
         self.threshold, self.threshold_source = threshold, source
         self.trained_on = trained_on
+
+    def frame_checker(self, *, strict: bool = False, warn: Callable[[str], None] = print) -> FrameChecker:
+        """The :class:`~spizoo.data.frame_check.FrameChecker` of frames given to this model."""
+        return FrameChecker(self.trained_on, strict=strict, warn=warn)
 
 
 def _threshold(threshold: float | None) -> tuple[float, str]:
@@ -59,17 +64,17 @@ def from_server(url: str, threshold: float | None = None) -> Predictor:
         lambda x: client.predict(x, name),
         f"{name} at {scheme}://{address}",
         *_threshold(threshold),
-        _served_trained_on(client, name) if scheme != "grpc" else None,
+        (lambda: _served_trained_on(client, name)) if scheme != "grpc" else None,
     )
 
 
 def _served_trained_on(client: Client, name: str) -> TrainedOn | None:
-    """What the served model was trained on, from the ``trained_on`` of spizoo's REST metadata (TF Serving,
-    and an unreachable server, say nothing: the frames then go unchecked)."""
+    """What the served model was trained on, from the ``trained_on`` of spizoo's REST metadata (TF Serving
+    says nothing, and a server not reachable yet nothing for now)."""
     try:
         described = client.metadata(name).get("trained_on")
         return TrainedOn.from_info(described) if described else None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ServingClientError, OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

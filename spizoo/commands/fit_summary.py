@@ -13,7 +13,6 @@ import numpy as np
 from spizoo import experiment
 from spizoo.commands._common import input_dir, load_predictor, output_file, quoted
 from spizoo.data.cxi import read_extras, read_frame
-from spizoo.data.frame_check import FrameChecker
 from spizoo.data.frames import FrameFile
 from spizoo.plots import fit_summary
 from spizoo.serving.classify import warn_line
@@ -173,7 +172,7 @@ def _network(model: str, cxi: Path, indices: list[int], radius_range_nm) -> dict
     truth = [read_extras(cxi, i) for i in indices]
     predictor = load_predictor(model)
     with FrameFile(cxi) as stack:
-        FrameChecker(predictor.trained_on, warn=warn_line).check(str(cxi), frames, stack.geometry(indices[0]))
+        predictor.frame_checker(warn=warn_line).check(str(cxi), frames, stack.geometry(indices[0]))
     out = predictor.predict(frames)
     if "quaternion" not in out or "radius_nm" not in out:
         raise ValueError(f"{model}: not a (quaternion, radius) regressor; its outputs are {sorted(out)}")

@@ -12,7 +12,6 @@ import numpy as np
 
 from spizoo.commands._common import Progress, add_dataset, add_strict, input_file, output_file, quoted
 from spizoo.core.labels import names_for
-from spizoo.data.frame_check import FrameChecker
 from spizoo.data.frames import FrameFile
 from spizoo.serving.classify import warn_line
 from spizoo.serving.predictor import Predictor, from_server
@@ -133,7 +132,7 @@ def predict_file(
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     rows = []
-    checker = FrameChecker(predictor.trained_on, strict=strict, warn=warn_line)
+    checker = predictor.frame_checker(strict=strict, warn=warn_line)
     with FrameFile(path, dataset) as stack:
         total = -(-len(stack) // batch_size)
         batches = Progress(stack.batches(batch_size), total=total, desc="predict", unit="batch", leave=False)
