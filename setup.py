@@ -11,6 +11,8 @@ PACKAGES = {
     "spizoo.serving": "serving",
 }
 
+DASK = "dask[distributed]>=2024.4.2,<2027"  # the range Beam 2.77's DaskRunner supports
+
 setup(
     name="spizoo",
     version="0.1.0",
@@ -39,6 +41,9 @@ setup(
         "extra-data>=1.25,<2",  # European XFEL run directories; checked on 1.25
         "karabo-bridge>=0.7,<1",  # European XFEL's live stream client (spizoo monitor --karabo-bridge)
     ],
-    extras_require={"dev": ["pytest>=8", "ruff>=0.6", "psutil"]},  # psutil: karabo-bridge-serve-files in tests
+    extras_require={
+        "dask": [DASK],  # Beam's DaskRunner: spizoo generate/ingest --runner DaskRunner on a dask.distributed cluster
+        "dev": ["pytest>=8", "ruff>=0.6", "psutil", DASK],  # psutil: karabo-bridge-serve-files in tests
+    },
     entry_points={"console_scripts": ["spizoo=spizoo.cli:main"]},
 )

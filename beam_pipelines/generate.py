@@ -10,7 +10,14 @@ named by its model index (written under a temporary name, then renamed: idempote
 rerun resumes from the chunks already there); only (shard, model index, path, counts) is shuffled, and each
 shard is the concatenation of its chunks in model-index order (TFRecord records are self-delimiting), so
 the output is byte-identical whatever the runner, worker count or order of work. Per-pixel mean and
-standard deviation of the training split are merged with a CombineFn (Chan et al.'s parallel variance).
+standard deviation of the training split (Chan et al.'s parallel variance, :class:`MeanStd`) are merged in a
+fixed order too: a shard's chunks by model index, then the shards by number.
+
+The pipeline is one chain (units → chunks → shards → statistics) of single-output ParDos and GroupByKeys,
+with the counters computed from the shards' summaries rather than the runner's metrics: so it also runs on
+runners that support no more than that, such as Beam's DaskRunner (``--runner DaskRunner
+--dask_client_address HOST:PORT``), which computes only the pipeline's last transform and its inputs, feeds
+every output of a multi-output ParDo to each consumer, and reports no metrics.
 
 Everything is written under ``OUT.incomplete/`` and moved to ``OUT`` only when the pipeline succeeds.
 """
@@ -25,13 +32,13 @@ import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 import spizoo
@@ -45,6 +52,7 @@ from spizoo.sim import spi
 log = logging.getLogger(__name__)
 INFO_FILE = "dataset_info.json"
 COUNTER_NAMESPACE = "spizoo"
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 
 
 def _hash01(*parts) -> float:
@@ -261,9 +269,8 @@ def _batch_stats(images: list[np.ndarray]) -> tuple[int, np.ndarray, np.ndarray]
 
 
 class SimulateUnit(beam.DoFn):
-    """Makes one unit's examples into its chunk file; emits ((split, shard), chunk info) and training statistics."""
-
-    STATS = "stats"
+    """Makes one unit's examples into its chunk file (training statistics beside it, ``.stats.npz``); emits
+    ((split, shard), (model index, path, counts, resumed))."""
 
     def __init__(self, source, root: str):
         self.source = source
@@ -276,14 +283,10 @@ class SimulateUnit(beam.DoFn):
         split = self.source.split(unit)
         path = FileSystems.join(self.root, "chunks", split, f"{model_index:09d}.tfrecord")
         meta_path = path + ".json"
-        if FileSystems.exists(meta_path):  # resumed: the chunk was finished by an earlier run
+        resumed = FileSystems.exists(meta_path)
+        if resumed:  # the chunk was finished by an earlier run
             with FileSystems.open(meta_path) as f:
                 meta = json.loads(f.read())
-            stats = None
-            if split == "train":
-                with FileSystems.open(path + ".stats.npz") as f:
-                    z = np.load(io.BytesIO(f.read()))
-                    stats = (int(z["n"]), z["mean"], z["m2"])
             Metrics.counter(COUNTER_NAMESPACE, "units_resumed").inc()
         else:
             examples, meta, images = self.source.examples(unit, self.chash)
@@ -302,9 +305,13 @@ class SimulateUnit(beam.DoFn):
         Metrics.counter(COUNTER_NAMESPACE, "bytes").inc(meta["bytes"])
         for label, count in meta["classes"].items():
             Metrics.counter(COUNTER_NAMESPACE, f"class_{label}").inc(count)
-        yield ((split, shard_of(self.config, split, model_index)), (model_index, path, meta))
-        if stats is not None:
-            yield beam.pvalue.TaggedOutput(self.STATS, stats)
+        yield ((split, shard_of(self.config, split, model_index)), (model_index, path, meta, resumed))
+
+
+def _read_stats(path: str) -> tuple[int, np.ndarray, np.ndarray]:
+    with FileSystems.open(path + ".stats.npz") as f:
+        z = np.load(io.BytesIO(f.read()))
+        return int(z["n"]), z["mean"], z["m2"]
 
 
 def value_range(images: list[np.ndarray]) -> list | None:
@@ -336,7 +343,8 @@ def _write_atomic(path: str, data: bytes) -> None:
 
 
 class WriteShard(beam.DoFn):
-    """Concatenates a shard's chunks in model-index order into its shard file and a summary."""
+    """Concatenates a shard's chunks in model-index order into its shard file and a summary; emits
+    (0, (split, shard, the shard's training statistics merged in model-index order))."""
 
     def __init__(self, config, root: str):
         self.config = config
@@ -344,11 +352,11 @@ class WriteShard(beam.DoFn):
 
     def process(self, element):
         (split, shard), grouped = element
-        chunks = sorted(grouped["chunks"])
+        chunks = sorted(chunk for chunk in grouped if chunk is not None)  # None: an empty shard's placeholder
         name = shard_name(self.config, split, shard)
         buf = io.BytesIO()
         sink = gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) if self.config.dataset.compression == "gzip" else buf
-        for _, path, _ in chunks:
+        for _, path, _, _ in chunks:
             with FileSystems.open(path) as f:
                 shutil.copyfileobj(f, sink)
         if sink is not buf:
@@ -356,33 +364,38 @@ class WriteShard(beam.DoFn):
         payload = buf.getvalue()
         _write_atomic(FileSystems.join(self.root, name), payload)
         classes: dict[str, int] = {}
-        for _, _, meta in chunks:
+        for _, _, meta, _ in chunks:
             for label, count in meta["classes"].items():
                 classes[str(label)] = classes.get(str(label), 0) + count
         summary = {
             "split": split,
             "file": name,
             "models": len(chunks),
-            "patterns": sum(m["patterns"] for _, _, m in chunks),
-            "examples": sum(m["examples"] for _, _, m in chunks),
+            "patterns": sum(m["patterns"] for _, _, m, _ in chunks),
+            "examples": sum(m["examples"] for _, _, m, _ in chunks),
             "bytes": len(payload),
             "classes": classes,
-            "values": merged_range(m.get("values") for _, _, m in chunks),
+            "values": merged_range(m.get("values") for _, _, m, _ in chunks),
+            "chunk_bytes": sum(m["bytes"] for _, _, m, _ in chunks),  # for the counters
+            "resumed": sum(1 for *_, resumed in chunks if resumed),
         }
         _write_atomic(
             FileSystems.join(self.root, "summaries", f"{split}-{shard:05d}.json"), json.dumps(summary).encode()
         )
-        yield summary
+        stats = [_read_stats(path) for _, path, _, _ in chunks] if split == "train" else []
+        yield 0, (split, shard, MeanStd().merge_accumulators(stats))
 
 
 class WriteStats(beam.DoFn):
-    """Writes the merged training statistics as ``train_mean.npy`` and ``train_std.npy``."""
+    """Merges the shards' training statistics in shard order; writes them as ``train_mean.npy`` and
+    ``train_std.npy``."""
 
     def __init__(self, root: str):
         self.root = root
 
-    def process(self, acc):
-        n, mean, m2 = acc
+    def process(self, element):
+        _, per_shard = element
+        n, mean, m2 = MeanStd().merge_accumulators([acc for _, _, acc in sorted(per_shard, key=lambda s: s[:2])])
         if n == 0:
             return
         for filename, arr in (("train_mean.npy", mean), ("train_std.npy", np.sqrt(m2 / n))):
@@ -397,28 +410,53 @@ def build(pipeline: beam.Pipeline, source, root: str) -> None:
     """Adds the stages that turn ``source``'s units into shards to ``pipeline``, writing under ``root``."""
     config = source.config
     shard_keys = [((s, i), None) for s, n in config.dataset.shards.items() for i in range(n)]
-    simulated = (
+    chunks = (
         pipeline
         | "Units" >> beam.Create(source.units())
         | "Spread" >> beam.Reshuffle()
-        | "Simulate" >> beam.ParDo(SimulateUnit(source, root)).with_outputs(SimulateUnit.STATS, main="chunks")
+        | "Simulate" >> beam.ParDo(SimulateUnit(source, root))
     )
-    every_shard = pipeline | "Shards" >> beam.Create(shard_keys)
-    (
-        {"chunks": simulated.chunks, "shard": every_shard}
-        | "GroupByShard" >> beam.CoGroupByKey()
+    every_shard = pipeline | "Shards" >> beam.Create(shard_keys)  # so that empty shards are written too
+    (  # one chain ending in the last transform: a DaskRunner runs only that one and what it depends on
+        (chunks, every_shard)
+        | "WithEveryShard" >> beam.Flatten()
+        | "GroupByShard" >> beam.GroupByKey()
         | "WriteShards" >> beam.ParDo(WriteShard(config, root))
-    )
-    (
-        simulated[SimulateUnit.STATS]
-        | "MergeStats" >> beam.CombineGlobally(MeanStd())
+        | "AllShards" >> beam.GroupByKey()
         | "WriteStats" >> beam.ParDo(WriteStats(root))
     )
+
+
+def _is_dask(runner) -> bool:
+    return isinstance(runner, str) and runner.lower() in ("dask", "daskrunner", DASK_RUNNER.lower())
+
+
+def _runner_of(beam_args: list[str]):
+    beam_logger = logging.getLogger("apache_beam.options.pipeline_options")
+    level = beam_logger.level
+    beam_logger.setLevel(logging.ERROR)  # unparseable arguments: reported elsewhere
+    try:
+        return PipelineOptions(list(beam_args)).view_as(StandardOptions).runner
+    finally:
+        beam_logger.setLevel(level)
+
+
+def _register_runner_options(beam_args: list[str]) -> bool:
+    """Imports Beam's Dask runner if ``beam_args`` ask for it (its ``--dask_*`` options exist only once it is
+    imported, and Beam knows it by its full name only); whether they do."""
+    if not _is_dask(_runner_of(beam_args)):
+        return False
+    try:
+        import apache_beam.runners.dask.dask_runner  # noqa: F401 - registers its options (DaskOptions)
+    except ImportError as e:
+        raise ImportError(f"--runner DaskRunner needs dask[distributed] installed ({e})") from e
+    return True
 
 
 def unknown_options(beam_args: list[str]) -> tuple[list[str], list[str]]:
     """(the arguments no Beam pipeline option parses, every option Beam knows). Beam itself only logs the
     first and runs without them."""
+    _register_runner_options(beam_args)
     parsers = []
     beam_logger = logging.getLogger("apache_beam.options.pipeline_options")
     level = beam_logger.level
@@ -433,13 +471,39 @@ def unknown_options(beam_args: list[str]) -> tuple[list[str], list[str]]:
 
 def pipeline_options(beam_args: list[str]) -> PipelineOptions:
     """Beam options from the command line; without ``--runner`` the local DirectRunner on all cores
-    (multi-processing; never the Prism runner, which would download a binary)."""
+    (multi-processing; never the Prism runner, which would download a binary). ``--runner DaskRunner`` is
+    Beam's Dask runner, on the ``dask.distributed`` scheduler of ``--dask_client_address`` (else a local
+    cluster of its own)."""
+    if _register_runner_options(beam_args):
+        options = PipelineOptions(list(beam_args))
+        options.view_as(StandardOptions).runner = DASK_RUNNER
+        return options
     options = PipelineOptions(beam_args)
     if not options.view_as(StandardOptions).runner:
         defaults = ["--runner=DirectRunner", "--direct_running_mode=multi_processing"]
         defaults += [f"--direct_num_workers={os.cpu_count() or 1}", "--default_sdk_harness_log_level=WARNING"]
         options = PipelineOptions(defaults + list(beam_args))
     return options
+
+
+def _dask_partitions(options: PipelineOptions, units: int) -> None:
+    """Without ``--dask_npartitions`` or ``--dask_partition_size``, splits the units into twice as many tasks as
+    the Dask cluster has threads (Beam's default puts up to 128 units in one task: no parallelism for small
+    runs; and each task more costs tasks in the shuffles of the GroupByKeys)."""
+    from apache_beam.runners.dask.dask_runner import DaskOptions
+
+    view = options.view_as(DaskOptions)
+    flat = view.get_all_options(drop_default=True, current_only=True)
+    if flat.get("npartitions") or flat.get("partition_size"):
+        return
+    threads = os.cpu_count() or 1  # the local cluster the runner starts without an address
+    if flat.get("address") or flat.get("scheduler_file"):
+        import distributed
+
+        connect = {k: v for k, v in flat.items() if k not in ("npartitions", "partition_size")}
+        with distributed.Client(**connect, set_as_default=False) as client:
+            threads = sum(client.nthreads().values()) or threads
+    view.npartitions = max(1, min(units, 2 * threads))
 
 
 def run(config, out: str | Path, beam_args: list[str] = (), *, overwrite: bool = False) -> tuple[dict, dict]:
@@ -451,8 +515,18 @@ def run(config, out: str | Path, beam_args: list[str] = (), *, overwrite: bool =
 
 
 def run_source(source, out: str | Path, beam_args: list[str] = (), *, overwrite: bool = False) -> tuple[dict, dict]:
-    """Writes ``source``'s dataset into ``out`` (see :func:`run`)."""
+    """Writes ``source``'s dataset into ``out`` (see :func:`run`).
+
+    Raises:
+        ValueError: for a URL ``out`` (``gs://``, ``s3://``): not supported yet, rather than written to a
+            local path of that name.
+    """
     config = source.config
+    if "://" in str(out):
+        raise ValueError(
+            f"--out {out}: output to object stores and URLs is not supported yet (the output directory is "
+            "handled with local file operations); give a local or shared-filesystem path"
+        )
     out = Path(out)
     root = Path(str(out) + ".incomplete")
     chash = config_hash(config)
@@ -469,14 +543,28 @@ def run_source(source, out: str | Path, beam_args: list[str] = (), *, overwrite:
         (root / sub).mkdir(parents=True, exist_ok=True)
 
     options = pipeline_options(list(beam_args))
+    if options.view_as(StandardOptions).runner == DASK_RUNNER:
+        _dask_partitions(options, len(source.units()))
     pipeline = beam.Pipeline(options=options)
     build(pipeline, source, str(root))
     result = pipeline.run()
-    result.wait_until_finish()
-    counters = {
-        c.key.metric.name: c.committed
-        for c in result.metrics().query(MetricsFilter().with_namespace(COUNTER_NAMESPACE))["counters"]
-    }
+    client = getattr(result, "client", None)  # a DaskRunner's connection (and the cluster it started, if any)
+    try:
+        result.wait_until_finish()
+    except Exception as err:
+        if client is None:
+            raise
+        _cancel_and_wait(result, client)
+        if type(err).__name__ == "KilledWorker":  # distributed's: a task's workers died (SIGKILL, out of memory)
+            raise ChildProcessError(
+                f"a Dask worker died while running the pipeline ({err}); {root}/ keeps the units finished: the "
+                "same command resumes from them"
+            ) from None
+        raise
+    finally:
+        if client is not None:
+            client.close()
+    counters = _counters(root)
     info = _dataset_info(source, root, chash)
     (root / INFO_FILE).write_text(json.dumps(info, indent=2))
     shutil.rmtree(root / "chunks")
@@ -484,6 +572,34 @@ def run_source(source, out: str | Path, beam_args: list[str] = (), *, overwrite:
     marker.unlink()
     os.replace(root, out)
     return info, dict(sorted(counters.items()))
+
+
+def _cancel_and_wait(result, client, timeout: float = 120.0) -> None:
+    """Cancels a failed Dask run's remaining tasks and waits (up to ``timeout`` s) until the cluster runs none
+    of them: a rerun started next then never meets a task of this run writing the same chunk."""
+    result.cancel()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(client.processing().values()):
+        time.sleep(0.2)
+
+
+def _counters(root: Path) -> dict:
+    """The counters of a run (as the DirectRunner's metrics counted them: a counter only once it counted
+    something), from its shards' summaries: whatever the runner, and whether or not it reports metrics."""
+    counters: dict[str, int] = {}
+    for path in sorted((root / "summaries").glob("*-*.json")):
+        s = json.loads(path.read_text())
+        if not s["models"]:
+            continue
+        for name, value in (
+            (f"patterns_{s['split']}", s["patterns"]),
+            (f"examples_{s['split']}", s["examples"]),
+            ("bytes", s["chunk_bytes"]),
+            *((f"class_{label}", count) for label, count in s["classes"].items()),
+            *((("units_resumed", s["resumed"]),) if s["resumed"] else ()),
+        ):
+            counters[name] = counters.get(name, 0) + value
+    return counters
 
 
 def _dataset_info(source, root: Path, chash: str) -> dict:

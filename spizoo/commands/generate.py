@@ -27,8 +27,8 @@ DESCRIPTION = """\
 
     example:
       spizoo generate configs/data_spi_hits.yaml --out out/spi_hits --set dataset.patterns=10100
-      spizoo generate configs/data_msft.yaml --out gs://bucket/msft --runner DataflowRunner \\
-          --project P --region R --temp_location gs://bucket/tmp
+      spizoo generate configs/data_msft.yaml --out /shared/msft --runner DaskRunner \\
+          --dask_client_address tcp://10.1.2.3:8786
     """
 
 

@@ -31,9 +31,9 @@ SHIM = Path(__file__).with_name("example_shim.py")
 EXCLUDED_SECTIONS = ("## Real experiment data", "## At a facility")
 NOT_RUN = {
     "make ": "the set-up itself",
-    "--runner DataflowRunner": "a Beam cluster",
     "--runner FlinkRunner": "a Beam cluster",
     "--runner SparkRunner": "a Beam cluster",
+    "--runner DaskRunner": "a Dask cluster (tests/beam_pipelines/test_dask.py starts one)",
     "TF_CONFIG=": "a second host",
     "docker run": "Docker and TF Serving's image",
     "run_0042.h5": "an experiment's files",
