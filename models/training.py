@@ -43,6 +43,7 @@ from spizoo.data.pipeline import (
 )
 from spizoo.data.tfrecord import CorruptRecordError
 from spizoo.models import registry
+from spizoo.models.cluster import ensure_tf_config
 from spizoo.models.config import ModelConfig, TrainConfig  # noqa: F401 - part of this module's interface
 
 BATCH_NORM_BATCHES = 32  # shuffled training batches averaged into batch-norm statistics before validation
@@ -76,7 +77,10 @@ def make_strategy(name: str):
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("strategy: multi_worker needs the TF_CONFIG environment variable (cluster and task)")
+            raise ValueError(
+                "strategy: multi_worker needs the TF_CONFIG environment variable (cluster and task), or to run as "
+                "the tasks of a SLURM job step (srun spizoo train …)"
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
@@ -310,6 +314,8 @@ def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
     import tensorflow as tf  # TensorFlow loads in seconds: only when used
 
     tc = config.train
+    if tc.strategy == "multi_worker" and (line := ensure_tf_config()):
+        print(line, flush=True)
     data_dir, run_dir = Path(data_dir), worker_run_dir(Path(run_dir), tc.strategy)
     info = load_dataset_info(data_dir)
     by_regression = registry.trained_by(config.model.name) == "logistic_regression"

@@ -3,6 +3,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -184,8 +185,6 @@ def test_a_corrupt_shard_during_training_is_a_one_line_error(data_dir, tmp_path,
 
 
 def _free_ports(n: int) -> list[int]:
-    import socket
-
     sockets = [socket.socket() for _ in range(n)]
     for s in sockets:
         s.bind(("127.0.0.1", 0))
@@ -195,23 +194,73 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+def _consecutive_free_ports(n: int) -> int:
+    """The first of ``n`` consecutive ports free on 127.0.0.1."""
+    for base in range(20000, 60000, 97):
+        try:
+            sockets = [socket.create_server(("127.0.0.1", base + i)) for i in range(n)]
+        except OSError:
+            continue
+        for s in sockets:
+            s.close()
+        return base
+    raise RuntimeError("no free ports")
+
+
+def _slurm_task(procid: int, tasks: int, nodes: str, per_node: str) -> dict:
+    return {
+        "SLURM_PROCID": str(procid),
+        "SLURM_STEP_NUM_TASKS": str(tasks),
+        "SLURM_STEP_NODELIST": nodes,
+        "SLURM_STEP_TASKS_PER_NODE": per_node,
+    }
+
+
+def test_tf_config_comes_from_the_slurm_job_step(monkeypatch):
+    from spizoo.models import cluster
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    for name, value in _slurm_task(2, 4, "max-exfl[061-062]", "2(x2)").items():
+        monkeypatch.setenv(name, value)
+    assert cluster.ensure_tf_config() == (
+        "TF_CONFIG from SLURM: worker 2 of 4 (max-exfl061:8888, max-exfl061:8889, max-exfl062:8888, max-exfl062:8889)"
+    )
+    assert json.loads(os.environ["TF_CONFIG"])["task"] == {"type": "worker", "index": 2}
+    assert cluster.ensure_tf_config() is None  # a TF_CONFIG that is there is kept
+    monkeypatch.delenv("TF_CONFIG")
+    monkeypatch.delenv("SLURM_STEP_NODELIST")
+    assert cluster.ensure_tf_config() is None and "TF_CONFIG" not in os.environ  # not a job step
+    with pytest.raises(ValueError, match="not a task of a SLURM job step .srun.: SLURM_STEP_NODELIST not set"):
+        cluster.tf_config_from_slurm()
+
+
 @pytest.mark.slow
-def test_two_workers_over_loopback_finish_with_identical_weights(data_dir, tmp_path):
+@pytest.mark.parametrize("launcher", ["tf_config", "slurm"])
+def test_two_workers_over_loopback_finish_with_identical_weights(data_dir, tmp_path, launcher):
+    """Two workers of TF_CONFIG, or two tasks of a faked SLURM job step on one node (127.0.0.1)."""
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     sets = [item for t in [*TRAIN, "train.epochs=2", "train.strategy=multi_worker"] for item in ("--set", t)]
     cmd = [sys.executable, "-m", "spizoo.cli", "train", "configs/quickstart.yaml", "--data", str(data_dir)]
-    procs = []
+    procs, port_base = [], _consecutive_free_ports(2)
     for i in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config)}
+        env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+        if launcher == "slurm":
+            env.update(_slurm_task(i, 2, "127.0.0.1", "2"), SPIZOO_TF_PORT_BASE=str(port_base))
+        else:
+            env["TF_CONFIG"] = json.dumps(tf_config)
         procs.append(
             subprocess.Popen(
                 [*cmd, "--out", str(tmp_path / "run"), *sets], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
             )
         )
-    for p in procs:
+    for i, p in enumerate(procs):
         out, _ = p.communicate(timeout=300)
         assert p.returncode == 0, out.decode()[-2000:]
+        if launcher == "slurm":
+            assert f"TF_CONFIG from SLURM: worker {i} of 2 (127.0.0.1:{port_base}, 127.0.0.1:{port_base + 1})" in (
+                out.decode()
+            )
     chief = load_model(tmp_path / "run" / "last.keras")
     other = load_model(tmp_path / "run" / "worker-1" / "last.keras")  # non-chief files kept apart
     initial = registry.build("resnet10_classifier", input_shape=(32, 32, 1), stack_blocks=[1, 1])
