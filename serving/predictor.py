@@ -113,4 +113,6 @@ def from_run(run_dir: str | Path, data, task: Task, threshold: float | None = No
         if point:
             chosen = float(point["threshold"])
             source = f"operating point for a false-positive rate <= {point['target']} ({report})"
-    return Predictor(_as_numpy(tf.function(outputs)), f"run {run}", chosen, source, TrainedOn.from_info(info))
+    return Predictor(
+        _as_numpy(tf.function(outputs, reduce_retracing=True)), f"run {run}", chosen, source, TrainedOn.from_info(info)
+    )

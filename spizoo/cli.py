@@ -83,7 +83,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 
 def _check_beam_args(parser: argparse.ArgumentParser, verb: str, unknown: list[str]) -> None:
     """Unknown options must be Beam's: anything else is an error naming it and the nearest valid option."""
-    from spizoo.beam_pipelines.generate import unknown_options  # Beam loads in seconds: only for these verbs
+    from spizoo.beam_pipelines.runners import unknown_options  # Beam loads in seconds: only for these verbs
 
     bad, beam_options = unknown_options(unknown)
     if not bad:

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from spizoo import experiment
@@ -25,14 +26,16 @@ STOP_SECONDS = 10  # after SIGTERM, how long the pipeline's processes get before
 POLL_SECONDS = 0.5
 
 
-def in_own_session(request: dict, poll, unit: str = "unit") -> dict:
+def in_own_session(request: dict, poll, interrupted: Callable[[], str]) -> dict:
     """Runs the pipeline of ``request`` (``"pipeline"``: ``generate`` with its ``config`` file and ``set``
-    overrides, or ``ingest`` with its config as a dict) in a child process of its own session, calling
-    ``poll()`` meanwhile; returns its ``{"info", "counters"}``. ``unit``: what the units are called.
+    overrides, ``ingest`` with its config as a dict, or ``classify`` with its arguments) in a child process of
+    its own session, calling ``poll()`` meanwhile; returns the child's result (generate, ingest: ``{"info",
+    "counters"}``; classify: ``{"summary"}``).
 
     On Ctrl-C (or SIGTERM) here, the child's session (the pipeline and Beam's workers) is stopped and waited
-    for, and ``KeyboardInterrupt`` is raised with what a rerun does. The child's errors come back as the same
-    kinds of error (one line each); a crash (a traceback, which it prints itself) as a ``ChildProcessError``.
+    for, and ``KeyboardInterrupt`` is raised with ``interrupted()``, what a rerun does. The child's errors
+    come back as the same kinds of error (one line each); a crash (a traceback, which it prints itself) as a
+    ``ChildProcessError``.
     """
     with tempfile.TemporaryDirectory(prefix=f"spizoo-{request['pipeline']}-") as tmp:
         result_file = Path(tmp) / "result.json"
@@ -58,14 +61,7 @@ def in_own_session(request: dict, poll, unit: str = "unit") -> dict:
         except KeyboardInterrupt:
             if child is not None:
                 _stop_session(child)
-            out = request["out"]
-            done = generate.units_done(out) if "://" not in out else None
-            raise KeyboardInterrupt(
-                f"interrupted; nothing was written to {out} (the {done:,} {unit}s done are in {out}.incomplete/): "
-                "the same command resumes from them"
-                if done
-                else f"interrupted; nothing was written to {out}: the same command starts it again"
-            ) from None
+            raise KeyboardInterrupt(interrupted()) from None
         finally:
             signal.signal(signal.SIGTERM, previous)
             if child is None:
@@ -77,6 +73,17 @@ def in_own_session(request: dict, poll, unit: str = "unit") -> dict:
     if "error" in result:
         raise _error(result["error"])
     return result
+
+
+def resumable(out: str, unit: str) -> str:
+    """What Ctrl-C left of a dataset pipeline into ``out`` whose units are ``unit``s, and what a rerun does."""
+    done = generate.units_done(out) if "://" not in out else None
+    if not done:
+        return f"interrupted; nothing was written to {out}: the same command starts it again"
+    return (
+        f"interrupted; nothing was written to {out} (the {done:,} {unit}s done are in {out}.incomplete/): "
+        "the same command resumes from them"
+    )
 
 
 def _error(error: dict) -> Exception:
@@ -141,8 +148,8 @@ def _end_with_parent(pipe: int) -> None:
 
 
 def _child(request_file: str) -> int:
-    """The pipeline, in the child process: the request's config and options in, ``{"info", "counters"}`` (or
-    the one-line error) out, in the request's result file."""
+    """The pipeline, in the child process: the request's config and options in, its result (or the one-line
+    error) out, in the request's result file."""
     request = json.loads(Path(request_file).read_text())
     threading.Thread(target=_end_with_parent, args=(request["parent_pipe"],), daemon=True).start()
     if not request["verbose"]:
@@ -150,12 +157,17 @@ def _child(request_file: str) -> int:
 
         _quiet_logging()
     try:
-        if request["pipeline"] == "ingest":
-            config, pipeline = from_dict(ingest.IngestConfig, request["config"]), ingest
+        if request["pipeline"] == "classify":
+            from spizoo.commands.classify import run_pipeline  # the verb's model and view loading
+
+            result = {"summary": run_pipeline(request)}
         else:
-            config, pipeline = experiment.load(request["config"], request["set"]), generate
-        info, counters = pipeline.run(config, request["out"], request["beam_args"], overwrite=request["overwrite"])
-        result = {"info": info, "counters": counters}
+            if request["pipeline"] == "ingest":
+                config, pipeline = from_dict(ingest.IngestConfig, request["config"]), ingest
+            else:
+                config, pipeline = experiment.load(request["config"], request["set"]), generate
+            info, counters = pipeline.run(config, request["out"], request["beam_args"], overwrite=request["overwrite"])
+            result = {"info": info, "counters": counters}
     except (ValueError, OSError) as err:  # the errors the dispatcher prints as one line (ConfigError is one)
         result = {"error": {"kind": type(err).__name__, "message": str(err)}}
         if isinstance(err, OSError):

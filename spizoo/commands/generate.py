@@ -10,7 +10,7 @@ from pathlib import Path
 from spizoo import experiment
 from spizoo.beam_pipelines import generate
 from spizoo.commands._common import Progress, add_set, quoted
-from spizoo.commands._session import in_own_session
+from spizoo.commands._session import in_own_session, resumable
 
 PASSES_TO_BEAM = True
 DESCRIPTION = """\
@@ -55,7 +55,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> dict:
     request.update(overwrite=args.overwrite, verbose=args.verbose)
     progress = Progress(total=total, desc="generate", unit=unit, initial=generate.units_done(out) if local else 0)
     with progress:
-        result = in_own_session(request, lambda: progress.set(generate.units_done(out)) if local else None, unit)
+        result = in_own_session(
+            request, lambda: progress.set(generate.units_done(out)) if local else None, lambda: resumable(out, unit)
+        )
     info, counters = result["info"], result["counters"]
     return {
         "out": out,

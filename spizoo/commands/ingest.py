@@ -12,7 +12,7 @@ import yaml
 from spizoo.beam_pipelines import generate, ingest
 from spizoo.beam_pipelines.config import DatasetConfig
 from spizoo.commands._common import Progress
-from spizoo.commands._session import in_own_session
+from spizoo.commands._session import in_own_session, resumable
 from spizoo.commands._view import add_run_args, add_view_args
 from spizoo.core.config import to_dict
 from spizoo.data.euxfel import format_trains
@@ -86,7 +86,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> dict:
     local = "://" not in out
     progress = Progress(total=len(source.units()), desc="ingest", unit="block", initial=generate.units_done(out))
     with progress:
-        result = in_own_session(request, lambda: progress.set(generate.units_done(out)) if local else None, "block")
+        result = in_own_session(
+            request, lambda: progress.set(generate.units_done(out)) if local else None, lambda: resumable(out, "block")
+        )
     info = result["info"]
     splits = {k: {"examples": v["examples"], "classes": v["classes"]} for k, v in info["splits"].items()}
     return {"out": args.out, "image_shape": info["image_shape"], "splits": splits}

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from spizoo.beam_pipelines import generate
+from spizoo.beam_pipelines import generate, runners
 from spizoo.data import schema, tfrecord
 from spizoo.experiment import load
 
@@ -148,13 +148,13 @@ def test_existing_output_needs_overwrite(spi_dataset):
 
 
 def test_beam_options_reach_the_pipeline():
-    options = generate.pipeline_options(["--runner=FlinkRunner", "--flink_master=localhost:8081", "--parallelism=4"])
+    options = runners.pipeline_options(["--runner=FlinkRunner", "--flink_master=localhost:8081", "--parallelism=4"])
     flat = options.get_all_options()
     assert flat["runner"] == "FlinkRunner" and flat["flink_master"] == "localhost:8081" and flat["parallelism"] == 4
-    flat = generate.pipeline_options([]).get_all_options()
+    flat = runners.pipeline_options([]).get_all_options()
     assert flat["runner"] == "DirectRunner" and flat["direct_running_mode"] == "multi_processing"
     assert flat["direct_num_workers"] == (os.cpu_count() or 1)
-    flat = generate.pipeline_options(["--runner=DataflowRunner", "--project=p", "--region=r"]).get_all_options()
+    flat = runners.pipeline_options(["--runner=DataflowRunner", "--project=p", "--region=r"]).get_all_options()
     assert flat["runner"] == "DataflowRunner" and flat["project"] == "p"
 
 

@@ -275,7 +275,7 @@ def test_ctrl_c_is_one_line_not_a_traceback(monkeypatch, capsys):
     )
     assert captured.out == ""
     classify = importlib.import_module("spizoo.commands.classify")  # a verb without words of its own
-    monkeypatch.setattr(classify, "run", interrupted)
+    monkeypatch.setattr(classify, "run", lambda args, beam_args: interrupted(args))
     assert cli.main(["classify", "run", "f.cxi", "--out", "unused.h5"]) == 130
     assert capsys.readouterr().err == "spizoo classify: interrupted; the same command resumes or starts afresh\n"
 
