@@ -393,9 +393,9 @@ class RunMonitor(Monitor):
         super().run(interval, once=once)
 
     def _run_files(self) -> tuple:
-        return tuple(
-            (p.name, st.st_size, st.st_mtime_ns) for p in sorted(self.run_dir.glob("*.h5")) if (st := p.stat())
-        )
+        """(name, size, mtime) of each of the run's files: whether the DAQ changed them since the last scan."""
+        stats = [(p.name, p.stat()) for p in sorted(self.run_dir.glob("*.h5"))]
+        return tuple((name, st.st_size, st.st_mtime_ns) for name, st in stats)
 
     def poll(self) -> dict:
         """One scan: the trains after the last one done (the newest held back while the files change)."""
