@@ -11,6 +11,7 @@ PACKAGES = {
     "spizoo.serving": "serving",
 }
 
+BOTO3 = "boto3>=1.34,<2"
 DASK = "dask[distributed]>=2024.4.2,<2027"  # the range Beam 2.77's DaskRunner supports
 
 setup(
@@ -43,7 +44,9 @@ setup(
     ],
     extras_require={
         "dask": [DASK],  # Beam's DaskRunner: spizoo generate/ingest --runner DaskRunner on a dask.distributed cluster
-        "dev": ["pytest>=8", "ruff>=0.6", "psutil", DASK],  # psutil: karabo-bridge-serve-files in tests
+        "s3": [BOTO3],  # Beam's S3 file system: spizoo generate/ingest --out s3://BUCKET/DIR
+        # psutil: karabo-bridge-serve-files in tests; moto: an S3 server on loopback for the s3:// tests
+        "dev": ["pytest>=8", "ruff>=0.6", "psutil", DASK, BOTO3, "moto[server]>=5,<6"],
     },
     entry_points={"console_scripts": ["spizoo=spizoo.cli:main"]},
 )

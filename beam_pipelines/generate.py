@@ -19,7 +19,10 @@ runners that support no more than that, such as Beam's DaskRunner (``--runner Da
 --dask_client_address HOST:PORT``), which computes only the pipeline's last transform and its inputs, feeds
 every output of a multi-output ParDo to each consumer, and reports no metrics.
 
-Everything is written under ``OUT.incomplete/`` and moved to ``OUT`` only when the pipeline succeeds.
+Everything is written under ``OUT.incomplete/`` and published as ``OUT`` only when the pipeline succeeds
+(:func:`spizoo.beam_pipelines.storage.publish`: a rename on a file system; on an object store such as
+``s3://`` or ``gs://``, a copy completed by ``dataset_info.json`` uploaded last). All of it goes through
+:mod:`spizoo.beam_pipelines.storage`, so ``OUT`` is a local path or any URL Beam writes.
 """
 
 from __future__ import annotations
@@ -30,17 +33,15 @@ import hashlib
 import io
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 import spizoo
 from spizoo import sim
+from spizoo.beam_pipelines import storage
 from spizoo.beam_pipelines.config import DatasetConfig  # noqa: F401 - re-exported for users
 from spizoo.beam_pipelines.runners import run_pipeline
 from spizoo.core import seeds
@@ -152,13 +153,35 @@ def small_split_warning(config) -> str | None:
 def units_done(out: str | Path) -> int:
     """How many units of a run into ``out`` are finished so far (their chunks complete under
     ``OUT.incomplete/chunks/``): the pipeline's progress, readable from another process while it runs, whatever
-    the runner (on a local or mounted file system; 0 elsewhere)."""
-    root = Path(str(out) + ".incomplete") / "chunks"
+    the runner and wherever ``out`` is."""
     try:
-        splits = [entry.path for entry in os.scandir(root) if entry.is_dir()]
-        return sum(1 for split in splits for entry in os.scandir(split) if entry.name.endswith(".tfrecord.json"))
-    except OSError:  # not there (yet, or any more)
+        return len(storage.files(storage.join(f"{out}.incomplete", "chunks", "*", "*.tfrecord.json")))
+    except OSError:  # not there (yet, or any more), or the store unreachable for now
         return 0
+
+
+def check_out(out: str, overwrite: bool) -> None:
+    """Refuses an ``out`` that holds a finished dataset (unless ``overwrite``) or, on an object store, other
+    objects that no run of spizoo left unfinished; call :func:`storage.configure` first.
+
+    Raises:
+        FileExistsError: naming ``out``.
+        ValueError: for a URL Beam cannot write here, saying what to install.
+    """
+    storage.check(out, "--out")
+    if overwrite:
+        return
+    if not storage.is_url(out):
+        if Path(out).exists():
+            raise FileExistsError(f"{out} exists; add --overwrite to replace it, or give another --out")
+        return
+    if storage.exists(storage.join(out, INFO_FILE)):
+        raise FileExistsError(f"{out} holds a dataset; add --overwrite to replace it, or give another --out")
+    if storage.files(storage.join(out, "*")) and not storage.exists(storage.join(f"{out}.incomplete", "config_hash")):
+        raise FileExistsError(
+            f"{out} holds objects but no {INFO_FILE} (not a dataset spizoo left unfinished); add --overwrite to "
+            "replace them, or give another --out"
+        )
 
 
 def unit_examples(config, unit: tuple[int, int, int], chash: str) -> tuple[list[bytes], dict, list[np.ndarray]]:
@@ -275,16 +298,19 @@ class SimulateUnit(beam.DoFn):
         self.config = source.config
         self.root = root
         self.chash = config_hash(source.config)
+        self.storage = storage.options()
+
+    def setup(self):
+        storage.use(self.storage)
 
     def process(self, unit):
         model_index = unit[0]
         split = self.source.split(unit)
-        path = FileSystems.join(self.root, "chunks", split, f"{model_index:09d}.tfrecord")
+        path = storage.join(self.root, "chunks", split, f"{model_index:09d}.tfrecord")
         meta_path = path + ".json"
-        resumed = FileSystems.exists(meta_path)
+        resumed = storage.exists(meta_path)
         if resumed:  # the chunk was finished by an earlier run
-            with FileSystems.open(meta_path) as f:
-                meta = json.loads(f.read())
+            meta = json.loads(storage.read(meta_path))
             Metrics.counter(COUNTER_NAMESPACE, "units_resumed").inc()
         else:
             examples, meta, images = self.source.examples(unit, self.chash)
@@ -292,12 +318,12 @@ class SimulateUnit(beam.DoFn):
             meta["bytes"] = len(payload)
             meta["values"] = value_range(images)
             stats = _batch_stats(images) if split == "train" else None
-            _write_atomic(path, payload)
+            storage.write(path, payload)
             if stats is not None:
                 buf = io.BytesIO()
                 np.savez(buf, n=stats[0], mean=stats[1], m2=stats[2])
-                _write_atomic(path + ".stats.npz", buf.getvalue())
-            _write_atomic(meta_path, json.dumps(meta).encode())  # last: marks the chunk complete
+                storage.write(path + ".stats.npz", buf.getvalue())
+            storage.write(meta_path, json.dumps(meta).encode())  # last: marks the chunk complete
         Metrics.counter(COUNTER_NAMESPACE, f"patterns_{split}").inc(meta["patterns"])
         Metrics.counter(COUNTER_NAMESPACE, f"examples_{split}").inc(meta["examples"])
         Metrics.counter(COUNTER_NAMESPACE, "bytes").inc(meta["bytes"])
@@ -307,9 +333,8 @@ class SimulateUnit(beam.DoFn):
 
 
 def _read_stats(path: str) -> tuple[int, np.ndarray, np.ndarray]:
-    with FileSystems.open(path + ".stats.npz") as f:
-        z = np.load(io.BytesIO(f.read()))
-        return int(z["n"]), z["mean"], z["m2"]
+    z = np.load(io.BytesIO(storage.read(path + ".stats.npz")))
+    return int(z["n"]), z["mean"], z["m2"]
 
 
 def value_range(images: list[np.ndarray]) -> list | None:
@@ -333,13 +358,6 @@ def merged_range(ranges) -> list | None:
     return [min(r[0] for r in ranges), max(r[1] for r in ranges), all(r[2] for r in ranges)]
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = path + ".tmp"
-    with FileSystems.create(tmp) as f:
-        f.write(data)
-    FileSystems.rename([tmp], [path])
-
-
 class WriteShard(beam.DoFn):
     """Concatenates a shard's chunks in model-index order into its shard file and a summary; emits
     (0, (split, shard, the shard's training statistics merged in model-index order))."""
@@ -347,6 +365,10 @@ class WriteShard(beam.DoFn):
     def __init__(self, config, root: str):
         self.config = config
         self.root = root
+        self.storage = storage.options()
+
+    def setup(self):
+        storage.use(self.storage)
 
     def process(self, element):
         (split, shard), grouped = element
@@ -355,12 +377,11 @@ class WriteShard(beam.DoFn):
         buf = io.BytesIO()
         sink = gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) if self.config.dataset.compression == "gzip" else buf
         for _, path, _, _ in chunks:
-            with FileSystems.open(path) as f:
-                shutil.copyfileobj(f, sink)
+            sink.write(storage.read(path))
         if sink is not buf:
             sink.close()
         payload = buf.getvalue()
-        _write_atomic(FileSystems.join(self.root, name), payload)
+        storage.write(storage.join(self.root, name), payload)
         classes: dict[str, int] = {}
         for _, _, meta, _ in chunks:
             for label, count in meta["classes"].items():
@@ -377,9 +398,7 @@ class WriteShard(beam.DoFn):
             "chunk_bytes": sum(m["bytes"] for _, _, m, _ in chunks),  # for the counters
             "resumed": sum(1 for *_, resumed in chunks if resumed),
         }
-        _write_atomic(
-            FileSystems.join(self.root, "summaries", f"{split}-{shard:05d}.json"), json.dumps(summary).encode()
-        )
+        storage.write(storage.join(self.root, "summaries", f"{split}-{shard:05d}.json"), json.dumps(summary).encode())
         stats = [_read_stats(path) for _, path, _, _ in chunks] if split == "train" else []
         yield 0, (split, shard, MeanStd().merge_accumulators(stats))
 
@@ -390,6 +409,10 @@ class WriteStats(beam.DoFn):
 
     def __init__(self, root: str):
         self.root = root
+        self.storage = storage.options()
+
+    def setup(self):
+        storage.use(self.storage)
 
     def process(self, element):
         _, per_shard = element
@@ -399,8 +422,8 @@ class WriteStats(beam.DoFn):
         for filename, arr in (("train_mean.npy", mean), ("train_std.npy", np.sqrt(m2 / n))):
             buf = io.BytesIO()
             np.save(buf, arr.astype(np.float32))
-            _write_atomic(FileSystems.join(self.root, filename), buf.getvalue())
-        _write_atomic(FileSystems.join(self.root, "summaries", "stats.json"), json.dumps({"count": int(n)}).encode())
+            storage.write(storage.join(self.root, filename), buf.getvalue())
+        storage.write(storage.join(self.root, "summaries", "stats.json"), json.dumps({"count": int(n)}).encode())
         yield n
 
 
@@ -434,50 +457,36 @@ def run(config, out: str | Path, beam_args: list[str] = (), *, overwrite: bool =
 
 
 def run_source(source, out: str | Path, beam_args: list[str] = (), *, overwrite: bool = False) -> tuple[dict, dict]:
-    """Writes ``source``'s dataset into ``out`` (see :func:`run`).
-
-    Raises:
-        ValueError: for a URL ``out`` (``gs://``, ``s3://``): not supported yet, rather than written to a
-            local path of that name.
-    """
+    """Writes ``source``'s dataset into ``out``, a local path or a URL (see :func:`run`)."""
     config = source.config
-    if "://" in str(out):
-        raise ValueError(
-            f"--out {out}: output to object stores and URLs is not supported yet (the output directory is "
-            "handled with local file operations); give a local or shared-filesystem path"
-        )
-    out = Path(out)
-    root = Path(str(out) + ".incomplete")
+    out = str(out).rstrip("/")
+    root = f"{out}.incomplete"
     chash = config_hash(config)
-    if out.exists():
-        if not overwrite:
-            raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-        shutil.rmtree(out)
-    marker = root / "config_hash"
-    if root.exists() and (not marker.exists() or marker.read_text() != chash):
-        shutil.rmtree(root)  # left by a run of another config: start afresh
-    root.mkdir(parents=True, exist_ok=True)
-    marker.write_text(chash)
+    storage.configure(beam_args)
+    check_out(out, overwrite)
+    storage.remove(out)  # with overwrite: the dataset replaced; else only an unfinished copy of this run's
+    marker = storage.join(root, "config_hash")
+    if not (storage.exists(marker) and storage.read(marker).decode() == chash):
+        storage.remove(root)  # nothing, or left by a run of another config: start afresh
     for sub in ["summaries", *(f"chunks/{s}" for s in config.dataset.splits)]:
-        (root / sub).mkdir(parents=True, exist_ok=True)
+        storage.makedirs(storage.join(root, sub))
+    storage.write(marker, chash.encode())
 
-    run_pipeline(lambda pipeline: build(pipeline, source, str(root)), beam_args, len(source.units()), str(root))
-    counters = _counters(root)
-    info = _dataset_info(source, root, chash)
-    (root / INFO_FILE).write_text(json.dumps(info, indent=2))
-    shutil.rmtree(root / "chunks")
-    shutil.rmtree(root / "summaries")
-    marker.unlink()
-    os.replace(root, out)
-    return info, dict(sorted(counters.items()))
+    run_pipeline(lambda pipeline: build(pipeline, source, root), beam_args, len(source.units()), root)
+    summaries = [json.loads(storage.read(p)) for p in storage.files(storage.join(root, "summaries", "*-*.json"))]
+    info = _dataset_info(source, root, chash, summaries)
+    keep = sorted(
+        {s["file"] for s in summaries} | ({"train_mean.npy", "train_std.npy"} if info["stats"]["count"] else set())
+    )
+    storage.publish(root, out, keep, INFO_FILE, json.dumps(info, indent=2).encode())
+    return info, dict(sorted(_counters(summaries).items()))
 
 
-def _counters(root: Path) -> dict:
+def _counters(summaries: list[dict]) -> dict:
     """The counters of a run (as the DirectRunner's metrics counted them: a counter only once it counted
     something), from its shards' summaries: whatever the runner, and whether or not it reports metrics."""
     counters: dict[str, int] = {}
-    for path in sorted((root / "summaries").glob("*-*.json")):
-        s = json.loads(path.read_text())
+    for s in summaries:
         if not s["models"]:
             continue
         for name, value in (
@@ -491,9 +500,8 @@ def _counters(root: Path) -> dict:
     return counters
 
 
-def _dataset_info(source, root: Path, chash: str) -> dict:
+def _dataset_info(source, root: str, chash: str, summaries: list[dict]) -> dict:
     config = source.config
-    summaries = [json.loads(p.read_text()) for p in sorted((root / "summaries").glob("*-*.json"))]
     splits = {}
     for split in config.dataset.splits:
         mine = [s for s in summaries if s["split"] == split]
@@ -509,8 +517,9 @@ def _dataset_info(source, root: Path, chash: str) -> dict:
             "files": {s["file"]: s["examples"] for s in mine},
             "bytes": {s["file"]: s["bytes"] for s in mine},
         }
-    stats_file = root / "summaries" / "stats.json"
-    first = np.load(root / "train_mean.npy") if (root / "train_mean.npy").exists() else None
+    stats_file = storage.join(root, "summaries", "stats.json")
+    count = json.loads(storage.read(stats_file))["count"] if storage.exists(stats_file) else 0
+    first = np.load(io.BytesIO(storage.read(storage.join(root, "train_mean.npy")))) if count else None
     return {
         "name": config.dataset.name,
         "spizoo_version": spizoo.__version__,
@@ -522,7 +531,7 @@ def _dataset_info(source, root: Path, chash: str) -> dict:
         "splits": splits,
         "stats": {
             "split": "train",
-            "count": json.loads(stats_file.read_text())["count"] if stats_file.exists() else 0,
+            "count": count,
             "mean": "train_mean.npy",
             "std": "train_std.npy",
             "values": merged_range(s.get("values") for s in summaries if s["split"] == "train"),

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import glob
 import gzip
+import io
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from spizoo.data import files as dfiles
 from spizoo.data import schema, tfrecord
 
 INFO_FILE = "dataset_info.json"
@@ -79,27 +80,32 @@ class DataConfig:
 def load_dataset_info(directory: str | Path) -> dict:
     """``dataset_info.json`` of a generated dataset, with its statistics arrays loaded (``mean``, ``std``).
 
+    ``directory`` is a local path or a URL TensorFlow reads (:mod:`spizoo.data.files`).
+
     Raises:
         FileNotFoundError: naming the directory, if it has no ``dataset_info.json``.
+        ValueError: for a URL TensorFlow cannot read (``s3://``), saying what to do.
     """
-    directory = Path(directory)
-    path = directory / INFO_FILE
-    if not path.exists():
+    dfiles.check(directory)
+    path = dfiles.join(directory, INFO_FILE)
+    if not dfiles.exists(path):
         raise FileNotFoundError(
             f"no {INFO_FILE} in {directory}: make the dataset with `spizoo generate CONFIG --out {directory}` "
             "(a directory still named *.incomplete did not finish)"
         )
-    info = json.loads(path.read_text())
+    info = json.loads(dfiles.read(path))
     stats = info.get("stats", {})
     for key in ("mean", "std"):
         name = stats.get(key)
-        info[f"{key}_image"] = np.load(directory / name) if name and (directory / name).exists() else None
+        array = dfiles.join(directory, name) if name else None
+        info[f"{key}_image"] = np.load(io.BytesIO(dfiles.read(array))) if array and dfiles.exists(array) else None
     return info
 
 
 def match_files(file_pattern: str) -> list[str]:
-    """The sorted files matching a glob; none is an error naming the pattern."""
-    files = sorted(glob.glob(file_pattern))
+    """The sorted files matching a glob (local, or a URL TensorFlow reads); none is an error naming the
+    pattern."""
+    files = dfiles.glob(file_pattern)
     if not files:
         raise FileNotFoundError(f"no files match {file_pattern!r}")
     return files
@@ -122,7 +128,7 @@ def load_examples(file_pattern: str, crop: int) -> tuple[np.ndarray, np.ndarray,
     """
     images, labels, targets, shapes = [], [], [], []
     for path in match_files(file_pattern):
-        with open(path, "rb") as f:
+        with dfiles.open(path) as f:
             for i, record in enumerate(tfrecord.read_records(f, path)):
                 try:
                     ex = schema.decode_example(record)
@@ -190,7 +196,7 @@ def _check_files(files: list[str], info: dict, skip: bool) -> list[str]:
     good = []
     for f in files:
         want = sizes.get(os.path.basename(f))
-        have = os.path.getsize(f)
+        have = dfiles.size(f)
         if want is None or want == have:
             good.append(f)
         elif skip:
@@ -283,9 +289,9 @@ def check_records(file_pattern: str, info: dict) -> None:
     Raises:
         CorruptRecordError: naming the first corrupt file and the byte offset of its bad record.
     """
-    opener = gzip.open if info.get("compression") == "gzip" else open
     for path in match_files(file_pattern):
-        with opener(path, "rb") as f:
+        with dfiles.open(path) as raw:
+            f = gzip.GzipFile(fileobj=raw, mode="rb") if info.get("compression") == "gzip" else raw
             for _ in tfrecord.read_records(f, path):
                 pass
 

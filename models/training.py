@@ -20,7 +20,6 @@ import csv
 import dataclasses
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from tqdm import tqdm
 
 from spizoo.core import compat
 from spizoo.core.config import dump_config, to_dict
+from spizoo.data import files as dfiles
 from spizoo.data.pipeline import (
     INFO_FILE,
     centre_crop,
@@ -249,7 +249,7 @@ def pipeline_config(data):
     return (dataclasses.replace(data, normalize="none") if in_graph else data), in_graph
 
 
-def _empty_split_message(data_dir: Path, info: dict, split: str) -> str:
+def _empty_split_message(data_dir: str, info: dict, split: str) -> str:
     """Why ``split`` is empty, and how many patterns a dataset needs to fill it."""
     message = f"{data_dir} has no examples in split {split!r}"
     dataset = (info.get("config") or {}).get("dataset") or {}
@@ -316,7 +316,7 @@ def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
     tc = config.train
     if tc.strategy == "multi_worker" and (line := ensure_tf_config()):
         print(line, flush=True)
-    data_dir, run_dir = Path(data_dir), worker_run_dir(Path(run_dir), tc.strategy)
+    data_dir, run_dir = str(data_dir), worker_run_dir(Path(run_dir), tc.strategy)  # data: a path or URL
     info = load_dataset_info(data_dir)
     by_regression = registry.trained_by(config.model.name) == "logistic_regression"
     if by_regression and config.data.view != "vgg":
@@ -328,8 +328,8 @@ def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
     for name in (INFO_FILE, info["stats"]["mean"], info["stats"]["std"]):
-        if (data_dir / name).exists():
-            shutil.copy(data_dir / name, run_dir / name)
+        if dfiles.exists(dfiles.join(data_dir, name)):
+            (run_dir / name).write_bytes(dfiles.read(dfiles.join(data_dir, name)))
 
     first = resume_epoch(run_dir)
     done = run_dir / "training.json"
@@ -354,7 +354,7 @@ def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _fit(config, info: dict, data_dir: Path, run_dir: Path, first: int, policy: str) -> dict:
+def _fit(config, info: dict, data_dir: str, run_dir: Path, first: int, policy: str) -> dict:
     import keras  # loads TensorFlow: only when used
 
     from spizoo.models.metrics import relative_error_metrics  # imports Keras: only when training
@@ -380,11 +380,11 @@ def _fit(config, info: dict, data_dir: Path, run_dir: Path, first: int, policy: 
             jit_compile=False,  # XLA made ResNet-34 training ten times slower on this CPU (benchmarks/train_step.py)
         )
 
-    train_pattern = str(data_dir / f"*-{tc.train_split}.tfrecord-*")
+    train_pattern = dfiles.join(data_dir, f"*-{tc.train_split}.tfrecord-*")
     train_ds = make_dataset(
         train_pattern, data_cfg, training=True, seed=config.seed, info=info, epochs=(first, tc.epochs)
     )
-    val_pattern = str(data_dir / f"*-{tc.validation_split}.tfrecord-*")
+    val_pattern = dfiles.join(data_dir, f"*-{tc.validation_split}.tfrecord-*")
     val_ds = make_dataset(val_pattern, data_cfg, training=False, info=info)
     # Told its length, Keras does not warn that the validation data "ran out" after the first pass; under
     # multi-worker training each worker validates on its own share, whose length Keras finds itself.
@@ -459,7 +459,7 @@ def _naming_corrupt_files(patterns, info: dict):
         raise
 
 
-def _fit_logistic_regression(config, info: dict, data_dir: Path, run_dir: Path, policy: str) -> dict:
+def _fit_logistic_regression(config, info: dict, data_dir: str, run_dir: Path, policy: str) -> dict:
     """Seed 000 §4.2: frozen features of the training split → logistic regression (single hit vs the rest),
     folded into the network and saved as ``best.keras``; validation accuracy and log loss in the summary."""
     from sklearn.linear_model import LogisticRegression  # seconds to import: only for feature models
@@ -473,7 +473,7 @@ def _fit_logistic_regression(config, info: dict, data_dir: Path, run_dir: Path, 
         print("warning: no weights file given (model.options.weights): features of a randomly initialised network")
 
     def split_features(split: str):
-        ds = make_dataset(str(data_dir / f"*-{split}.tfrecord-*"), config.data, training=False, info=info)
+        ds = make_dataset(dfiles.join(data_dir, f"*-{split}.tfrecord-*"), config.data, training=False, info=info)
         return predict_dataset(features, ds, f"{split} features")
 
     x, labels = split_features(tc.train_split)

@@ -77,7 +77,7 @@ def in_own_session(request: dict, poll, interrupted: Callable[[], str]) -> dict:
 
 def resumable(out: str, unit: str) -> str:
     """What Ctrl-C left of a dataset pipeline into ``out`` whose units are ``unit``s, and what a rerun does."""
-    done = generate.units_done(out) if "://" not in out else None
+    done = generate.units_done(out)
     if not done:
         return f"interrupted; nothing was written to {out}: the same command starts it again"
     return (

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from spizoo import experiment
-from spizoo.beam_pipelines import generate
+from spizoo.beam_pipelines import generate, storage
 from spizoo.commands._common import Progress, add_set, quoted
 from spizoo.commands._session import in_own_session, resumable
 
@@ -42,9 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, beam_args: list[str]) -> dict:
     config = experiment.load(args.config, args.set)
     out = str(args.out)
-    local = "://" not in out
-    if local and Path(out).exists() and not args.overwrite:
-        raise FileExistsError(f"{out} exists; add --overwrite to replace it, or give another --out")
+    storage.configure(beam_args)
+    generate.check_out(out, args.overwrite)
     warning = generate.small_split_warning(config)
     if warning:
         print(f"spizoo generate: warning: {warning}", file=sys.stderr, flush=True)
@@ -53,11 +51,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> dict:
     request = {"pipeline": "generate", "config": str(args.config), "set": list(args.set), "out": out}
     request["beam_args"] = list(beam_args)
     request.update(overwrite=args.overwrite, verbose=args.verbose)
-    progress = Progress(total=total, desc="generate", unit=unit, initial=generate.units_done(out) if local else 0)
+    progress = Progress(total=total, desc="generate", unit=unit, initial=generate.units_done(out))
     with progress:
-        result = in_own_session(
-            request, lambda: progress.set(generate.units_done(out)) if local else None, lambda: resumable(out, unit)
-        )
+        result = in_own_session(request, lambda: progress.set(generate.units_done(out)), lambda: resumable(out, unit))
     info, counters = result["info"], result["counters"]
     return {
         "out": out,

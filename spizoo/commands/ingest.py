@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import yaml
 
-from spizoo.beam_pipelines import generate, ingest
+from spizoo.beam_pipelines import generate, ingest, storage
 from spizoo.beam_pipelines.config import DatasetConfig
 from spizoo.commands._common import Progress
 from spizoo.commands._session import in_own_session, resumable
@@ -75,19 +74,18 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> dict:
         trains=format_trains(args.trains),
     )
     out = str(args.out)
-    if "://" not in out and Path(out).exists() and not args.overwrite:
-        raise FileExistsError(f"{out} exists; add --overwrite to replace it, or give another --out")
+    storage.configure(beam_args)
+    generate.check_out(out, args.overwrite)
     source = ingest.IngestSource(config)
     warning = ingest.small_split_warning(source)
     if warning:
         print(f"spizoo ingest: warning: {warning}", file=sys.stderr, flush=True)
     request = {"pipeline": "ingest", "config": to_dict(config), "out": out, "beam_args": list(beam_args)}
     request.update(overwrite=args.overwrite, verbose=args.verbose)
-    local = "://" not in out
     progress = Progress(total=len(source.units()), desc="ingest", unit="block", initial=generate.units_done(out))
     with progress:
         result = in_own_session(
-            request, lambda: progress.set(generate.units_done(out)) if local else None, lambda: resumable(out, "block")
+            request, lambda: progress.set(generate.units_done(out)), lambda: resumable(out, "block")
         )
     info = result["info"]
     splits = {k: {"examples": v["examples"], "classes": v["classes"]} for k, v in info["splits"].items()}

@@ -8,6 +8,7 @@ from pathlib import Path
 from spizoo import experiment
 from spizoo.commands._common import add_set, input_dir, input_file, output_dir, quoted
 from spizoo.core.config import from_dict
+from spizoo.data import files as dfiles
 from spizoo.data.pipeline import load_dataset_info
 from spizoo.models import training
 
@@ -29,24 +30,29 @@ INTERRUPTED = "interrupted; the same command resumes from the last finished epoc
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML config with model, train and data sections")
-    parser.add_argument("--data", required=True, help="dataset directory made by spizoo generate")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="dataset directory made by spizoo generate (a path, or a URL TensorFlow reads: gs://…)",
+    )
     parser.add_argument("--out", required=True, help="run directory (reused to resume)")
     add_set(parser)
 
 
 def run(args: argparse.Namespace) -> dict:
     input_file(args.config, "CONFIG", suggest="*.yaml")
-    input_dir(args.data, "--data", hint="make a dataset with `spizoo generate CONFIG --out DIR`")
+    if not dfiles.is_url(args.data):  # a URL's dataset_info.json is looked for below
+        input_dir(args.data, "--data", hint="make a dataset with `spizoo generate CONFIG --out DIR`")
     output_dir(args.out, "--out")
     config = experiment.load(args.config, args.set)
     # What needs no TensorFlow is checked before it loads (seconds): the dataset, its splits, the run directory.
     info = load_dataset_info(args.data)
-    check_splits(config, args.config, Path(args.data), info)
+    check_splits(config, args.config, args.data, info)
     training._check_same_run(training.worker_run_dir(Path(args.out), config.train.strategy), config, info)
     return {**training.train(config, args.data, args.out), "run": args.out}
 
 
-def check_splits(config: experiment.Config, config_file: str, data: Path, info: dict) -> None:
+def check_splits(config: experiment.Config, config_file: str, data: str, info: dict) -> None:
     """The splits training reads have examples; else an error saying why (splits go by whole particle models)
     and the ``spizoo generate`` command that makes a dataset whose every split has some.
 
@@ -98,7 +104,7 @@ def summary_rows(summary: dict, args: argparse.Namespace) -> list[tuple[str, str
     final = summary.get("final", {})
     epochs = summary.get("epochs")
     resumed = summary.get("resumed_from_epoch")
-    test = f"{Path(args.data) / '*-test.tfrecord-*'}"
+    test = dfiles.join(args.data, "*-test.tfrecord-*")
     rows = [
         ("best model", f"{run / 'best.keras'} (lowest validation loss)"),
         ("last model", f"{run / 'last.keras'}" if (run / "last.keras").exists() else None),

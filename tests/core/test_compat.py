@@ -6,6 +6,7 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from keras.src.backend.tensorflow import trainer
 
@@ -61,3 +62,17 @@ def test_tensorflow_start_up_lines_are_kept_off_the_terminal_and_other_lines_pas
     noisy = _tensorflow_start(quiet=False)
     assert "absl::InitializeLog" in noisy  # the upstream noise is still there
     assert _tensorflow_start(quiet=True) == "a real problem\n"
+
+
+def test_beams_s3_client_still_makes_a_session_per_call_and_the_fix_shares_one():
+    pytest.importorskip("boto3")
+    from apache_beam.io.aws.clients.s3 import boto3_client
+
+    assert compat.beam_s3_makes_a_client_per_call()
+    compat.beam_s3_shared_clients()
+    compat.beam_s3_shared_clients()  # idempotent
+    settings = {"region_name": "us-east-1", "aws_access_key_id": "a", "aws_secret_access_key": "b"}
+    first = boto3_client.boto3.session.Session().client(service_name="s3", **settings)
+    assert boto3_client.boto3.session.Session().client(service_name="s3", **settings) is first
+    other = boto3_client.boto3.session.Session().client(service_name="s3", **{**settings, "region_name": "eu-west-1"})
+    assert other is not first

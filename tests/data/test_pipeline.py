@@ -137,3 +137,36 @@ def test_a_record_that_is_not_an_example_is_named_by_file_and_record(tmp_path):
     path.write_bytes(tfrecord.frame(b"\x0a\x00") + tfrecord.frame(b"not a protobuf \xff"))
     with pytest.raises(schema.ExampleError, match=r"bad.tfrecord-00000-of-00001, record 0: "):
         load_examples(str(path), 8)
+
+
+def test_a_dataset_at_a_url_reads_as_it_does_locally(dataset):
+    """Through TensorFlow's file systems (its in-memory ram:// here, as gs:// on a cloud): the same info,
+    statistics, batches, examples and checked records."""
+    from spizoo.data.pipeline import check_records, load_examples
+
+    url = "ram://spizoo-test/ds"
+    for path in dataset.iterdir():
+        tf.io.gfile.copy(str(path), f"{url}/{path.name}", overwrite=True)
+    local, remote = load_dataset_info(dataset), load_dataset_info(url)
+    assert remote["splits"] == local["splits"]
+    np.testing.assert_array_equal(remote["mean_image"], local["mean_image"])
+    cfg = DataConfig(crop=32, batch_size=8, deterministic=True)
+
+    def batches(root):
+        ds = make_dataset(f"{root}/*-train.tfrecord-*", cfg, training=True, seed=3, info=local)
+        return [(x.numpy(), y.numpy()) for x, y in ds]
+
+    for (xa, ya), (xb, yb) in zip(batches(dataset), batches(url), strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    here, there = (load_examples(f"{root}/*-test.tfrecord-*", 32) for root in (dataset, url))
+    for a, b in zip(here, there, strict=True):
+        np.testing.assert_array_equal(a, b)
+    check_records(f"{url}/*.tfrecord-*", local)
+
+
+def test_a_scheme_tensorflow_cannot_read_is_an_error_with_the_fix():
+    with pytest.raises(ValueError, match=r"s3://bucket/ds: TensorFlow .* has no file system for s3://.*aws s3 sync"):
+        load_dataset_info("s3://bucket/ds")
+    with pytest.raises(ValueError, match=r"has no file system for s3://"):
+        make_dataset("s3://bucket/ds/*-train.tfrecord-*", DataConfig(), training=False)
