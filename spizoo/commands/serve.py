@@ -12,6 +12,7 @@ from spizoo.commands._common import input_dir, input_file
 from spizoo.serving.batching import BatchingParameters, read_batching_parameters
 from spizoo.serving.export import MODELS_CONFIG, versions
 from spizoo.serving.models import read_model_config
+from spizoo.serving.rest import IDLE_TIMEOUT_S, MAX_CONNECTIONS, REQUEST_TIMEOUT_S
 from spizoo.serving.server import Server, manager_from_args
 
 DESCRIPTION = """\
@@ -55,6 +56,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=64 * 2**20,
         help="largest request accepted, in bytes (default: 64 MiB, %(default)s)",
     )
+    parser.add_argument(
+        "--rest-idle-timeout-seconds",
+        type=_positive(float),
+        default=IDLE_TIMEOUT_S,
+        help="a REST connection idle this long between requests is closed (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--rest-request-timeout-seconds",
+        type=_positive(float),
+        default=REQUEST_TIMEOUT_S,
+        help="a REST request (line, headers, body) not received within this of its first byte gets 408 "
+        "(default: %(default)g; raise it for large frames over slow links)",
+    )
+    parser.add_argument(
+        "--rest-max-connections",
+        type=_positive(int),
+        default=MAX_CONNECTIONS,
+        help="open REST connections at most; one more gets 503 at once (default: %(default)s)",
+    )
+
+
+def _positive(kind):
+    """An argparse type: a number of ``kind`` above zero, else the usage error naming the value."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
 
 
 EXPORT_HINT = "`spizoo export RUN --name NAME --base-path BASE_PATH` writes one"
@@ -124,6 +159,9 @@ def run(args: argparse.Namespace) -> dict:
             rest_port=args.rest_api_port,
             grpc_port=args.port,
             max_body_bytes=args.max_body_bytes,
+            idle_timeout_s=args.rest_idle_timeout_seconds,
+            request_timeout_s=args.rest_request_timeout_seconds,
+            max_connections=args.rest_max_connections,
         )
     except OSError as err:  # the REST port binds first: Python's "[Errno 98] Address already in use" names nothing
         if err.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):

@@ -333,3 +333,39 @@ def test_names_versions_labels_and_base_paths_cannot_reach_outside_the_model_roo
         path.write_text(f"model_config_list {{ config {{ {entry} }} }}")
         with pytest.raises(ValueError, match=r"model name '\.\./x'|NUL byte"):
             read_model_config(path)
+
+
+def test_serve_takes_its_rest_limits_from_the_command_line(exported, tmp_path, capsys):
+    """``--rest-request-timeout-seconds``, ``--rest-idle-timeout-seconds`` and ``--rest-max-connections`` reach
+    the server: a slow request gets 408 naming the flag's value, an idle connection is closed, one connection
+    over the limit gets 503; a value that is not positive is a usage error naming it."""
+    from spizoo import cli
+
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["serve", "--model-base-path", str(tmp_path), "--rest-request-timeout-seconds", "0"])
+    assert usage.value.code == 2
+    assert "--rest-request-timeout-seconds: must be positive, got 0" in capsys.readouterr().err
+    base = _copy(exported, tmp_path)
+    rest, grpc_port = _free_port(), _free_port()
+    limits = ["--rest-request-timeout-seconds", "1.5", "--rest-idle-timeout-seconds", "2", "--rest-max-connections"]
+    proc = start_serve(base / "models.config", rest, grpc_port, *limits, "3")
+    try:
+        slow = socket.create_connection(("127.0.0.1", rest), timeout=30)
+        idle = socket.create_connection(("127.0.0.1", rest), timeout=30)
+        held = socket.create_connection(("127.0.0.1", rest), timeout=30)
+        slow.send(b"POST /v1/models/hits:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n[")
+        time.sleep(0.5)  # all three held by the server
+        status, _, body = http(rest, "GET", "/v1/models/hits", timeout=30)
+        assert status == 503 and "3 open connections, its limit" in strict_json(body)["error"]
+        status, _, body = read_answer(slow, 30)
+        assert status == 408 and "not received within 1.5 s" in strict_json(body)["error"]
+        started = time.monotonic()
+        assert idle.recv(1) == b""  # closed by the server, without an answer
+        assert time.monotonic() - started < 10
+        for s in (slow, idle, held):
+            s.close()
+        time.sleep(0.5)
+        status, _, _ = http(rest, "GET", "/v1/models/hits", timeout=30)
+        assert status == 200
+    finally:
+        _stop(proc)

@@ -1,5 +1,6 @@
-"""Seeded kill loops (issue 17): ``spizoo generate`` and ``spizoo monitor`` SIGKILLed at seeded random moments,
-restarted each time with the same command, and their final output checked against an uninterrupted run.
+"""Seeded kill loops (issue 17): ``spizoo generate``, ``spizoo monitor`` (files and a karabo-bridge stream) and
+``spizoo train`` SIGKILLed at seeded random moments, restarted each time with the same command, and their
+final output checked against an uninterrupted run.
 
 Every assertion message names the seed and the kill (its number and moment), which replays it: the moments
 come from ``random.Random(SEED)`` alone. Processes are started in their own process group
@@ -14,6 +15,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -323,6 +325,115 @@ def test_monitor_killed_at_seeded_moments_classifies_every_frame_exactly_once(ru
           f"frames classified per round {progress}; {len(keys)} frames of {len(names)} files")  # fmt: skip
 
 
+# --- spizoo monitor --karabo-bridge -------------------------------------------------------------------------
+
+STREAM_SEED = 171
+STREAM_KILLS = 6
+STREAM_TRAINS = 10  # trains classified in all, from the run's first
+
+
+def _bridge_rows(out: Path) -> tuple[list[tuple[int, int, int, int, float]], dict]:
+    """The (train, pulse, cell, class, score) rows of ``monitor.csv`` up to the length its state records."""
+    import json
+
+    state = json.loads((out / "monitor_state.json").read_text())
+    text = (out / "monitor.csv").read_bytes()[: state["results_bytes"]].decode()
+    rows = [
+        (int(r["train_id"]), int(r["pulse_id"]), int(r["cell_id"]), int(r["class"]), float(r["single_hit_score"]))
+        for r in csv.DictReader(text.splitlines())
+    ]
+    return rows, state
+
+
+def _whole_trains(rows, where: str) -> list[int]:
+    """The trains of ``rows``: each whole (64 frames), in order, none twice."""
+    trains = [t for t, *_ in rows]
+    order = list(dict.fromkeys(trains))
+    assert order == sorted(set(trains)), f"{where}: trains out of order or twice: {order}"
+    assert all(trains.count(t) == 64 for t in order), f"{where}: a train not whole"
+    return order
+
+
+@pytest.mark.slow
+def test_stream_monitor_killed_at_seeded_moments_classifies_every_train_exactly_once(runs, euxfel_run, tmp_path):
+    """``spizoo monitor MODEL --karabo-bridge tcp://…`` SIGKILLed (its process group) at seeded moments while
+    ``karabo-bridge-serve-files`` replays a mock European XFEL run; after each kill the bridge restarts (and
+    replays from the run's first train, as a restarted bridge does) and so does the monitor: after every kill
+    the results up to the recorded state are whole trains in order, none twice; at the end they equal
+    ``classify`` of the run's first trains frame by frame (a train a dead monitor was sent is classified from
+    the replay, not lost)."""
+    from spizoo.commands._common import load_predictor
+    from spizoo.data.frames import ViewFinder
+    from spizoo.serving.classify import classify_files
+    from spizoo.sim.geometry import Geometry
+
+    server_exe = Path(sys.executable).with_name("karabo-bridge-serve-files")
+    model, out = runs["hits"][0], tmp_path / "live"
+    geom = Geometry.named("AGIPD-1M").write_crystfel(tmp_path / "agipd.geom")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = f"tcp://127.0.0.1:{port}"
+    serve = [
+        str(server_exe),
+        str(euxfel_run),
+        endpoint,
+        "--source",
+        "SPB_DET_AGIPD1M-1/DET/*",
+        "--key",
+        "image.[dcmp]*",
+    ]
+    command = [sys.executable, "-m", "spizoo.cli", "monitor", str(model), "--karabo-bridge", endpoint]
+    command += ["--geometry", str(geom), "--pixels", "32", "32", "--bin", "8", "--out", str(out), "--timeout", "5"]
+    rng = random.Random(STREAM_SEED)
+
+    def start():
+        server = subprocess.Popen(serve, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        return server, proc
+
+    startup, progress = None, []
+    for number in range(STREAM_KILLS + 1):
+        final = number == STREAM_KILLS
+        before = len(_bridge_rows(out)[0]) if (out / "monitor_state.json").exists() else 0
+        server, proc = start()
+        started = time.monotonic()
+        if startup is None or final:  # the first round measures the start-up; the last runs to the end
+            deadline = started + 600
+            want = STREAM_TRAINS * 64 if final else 1
+            while time.monotonic() < deadline and proc.poll() is None:
+                if (out / "monitor_state.json").exists() and len(_bridge_rows(out)[0]) >= want:
+                    break
+                time.sleep(0.2)
+            moment = time.monotonic() - started
+            startup = startup or moment
+        else:
+            moment = rng.uniform(0.5 * startup, startup + 6.0)  # during the start-up, or among the trains
+            time.sleep(moment)
+        where = f"seed {STREAM_SEED}, kill {number} at {moment:.2f} s"
+        assert proc.poll() is None, f"{where}: the monitor ended by itself (status {proc.returncode})"
+        _kill_group(proc, str(out), where)
+        _kill_group(server, endpoint, where)
+        rows, state = _bridge_rows(out) if (out / "monitor_state.json").exists() else ([], {"last_train": -1})
+        trains = _whole_trains(rows, where)
+        assert not trains or trains[-1] == state["last_train"], f"{where}: state ahead of or behind its rows"
+        progress.append(len(rows) - before)
+
+    rows, _ = _bridge_rows(out)
+    trains = _whole_trains(rows, f"seed {STREAM_SEED}, final")
+    assert len(trains) >= STREAM_TRAINS and trains[0] == 10000, trains
+    predictor = load_predictor(str(model))
+    view = ViewFinder(geom, pixels=(32, 32), bin=8)
+    _, ref = classify_files(predictor, [euxfel_run], tmp_path / "ref.h5", view=view, trains=slice(0, len(trains)))
+    assert [r[:3] for r in rows] == list(
+        zip(ref["train_id"].tolist(), ref["pulse_id"].tolist(), ref["cell_id"].tolist(), strict=True)
+    )
+    assert [r[3] for r in rows] == ref["classes"].tolist()
+    np.testing.assert_allclose([r[4] for r in rows], ref["single_hit_score"], atol=2e-6)
+    print(f"stream monitor: start-up {startup:.1f} s; {STREAM_KILLS} kills; frames per round {progress}; "
+          f"{len(trains)} trains, {len(rows)} frames")  # fmt: skip
+
+
 # --- spizoo train ----------------------------------------------------------------------------------------------
 
 TRAIN_SEED = 171717
@@ -334,7 +445,8 @@ def test_train_killed_at_seeded_moments_resumes_and_every_saved_model_loads(runs
     """``spizoo train`` with the default precision (``train.mixed_precision: auto``, not deterministic) SIGKILLed
     (its process group) at 3 seeded moments of its run and 3 moments just after a checkpoint began (``last.keras``
     or the backup changed), rerun after each: after every kill no process of it is left and every saved model
-    (``best.keras``, ``last.keras``) loads; the last rerun completes, and ``history.csv`` holds each epoch once."""
+    (``best.keras``, ``last.keras``) loads; the last rerun completes, ``history.csv`` holds each epoch once, and
+    the final validation accuracy lies within the spread of three uninterrupted runs of the same command."""
     import json
 
     import keras
@@ -396,5 +508,23 @@ def test_train_killed_at_seeded_moments_resumes_and_every_saved_model_loads(runs
     for name in ("best.keras", "last.keras"):
         keras.saving.load_model(run / name)
     summary = json.loads((run / "training.json").read_text())
-    print(f"train: {outcomes}; runs started at epochs {starts}; policy {summary['policy']}")
     assert outcomes["killed"] >= 5, f"seed {TRAIN_SEED}: only {outcomes['killed']} kills landed: {outcomes}"
+
+    # The same command uninterrupted, three times: the killed run's final validation accuracy lies within their
+    # spread, or within two validation examples of their mean if that is wider.
+    uninterrupted = []
+    for i in range(3):
+        out = command.index("--out") + 1
+        done = subprocess.run([*command[:out], str(tmp_path / f"whole-{i}"), *command[out + 1 :]], capture_output=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        final = json.loads((tmp_path / f"whole-{i}" / "training.json").read_text())["final"]
+        uninterrupted.append(final["val_accuracy"])
+    n_val = json.loads((data / "dataset_info.json").read_text())["splits"]["validation"]["examples"]
+    centre = float(np.mean(uninterrupted))
+    tolerance = max(float(np.ptp(uninterrupted)), 2 / n_val)
+    accuracy = summary["final"]["val_accuracy"]
+    print(f"train: {outcomes}; runs started at epochs {starts}; policy {summary['policy']}; validation accuracy "
+          f"{accuracy:.3f} killed, {uninterrupted} uninterrupted (n={n_val}, tolerance {tolerance:.3f})")  # fmt: skip
+    assert abs(accuracy - centre) <= tolerance, (
+        f"seed {TRAIN_SEED}: validation accuracy {accuracy:.3f} after the kills, uninterrupted {uninterrupted}"
+    )
