@@ -119,13 +119,21 @@ class Geometry:
                 ss, fs = geom._tile_slice(t)  # its pixels in the module (EXtra-geom 1.17 has no public name)
                 regions.append((m, ss.start, ss.stop, fs.start, fs.stop))
                 cross = np.cross(np.asarray(tile.fs_vec, float), np.asarray(tile.ss_vec, float))
-                normals[m, ss, fs] = cross / np.linalg.norm(cross)
+                with np.errstate(invalid="ignore", divide="ignore"):  # a zero-length vector: refused below
+                    normals[m, ss, fs] = cross / np.linalg.norm(cross)
                 areas[m, ss, fs] = np.linalg.norm(cross)
                 # A seam: a tile's first/last row or column where it meets another tile of its module.
                 for e, inner in ((ss.start, ss.start > 0), (ss.stop - 1, ss.stop < positions.shape[1])):
                     seams[m, e, fs] |= inner
                 for e, inner in ((fs.start, fs.start > 0), (fs.stop - 1, fs.stop < positions.shape[2])):
                     seams[m, ss, e] |= inner
+        broken = ~(np.isfinite(positions).all(axis=-1) & np.isfinite(normals).all(axis=-1) & (areas > 0))
+        if broken.any():
+            modules = sorted(set(np.nonzero(broken)[0].tolist()))
+            raise ValueError(
+                f"pixel positions or panel vectors are missing or not finite in module(s) {modules} (a panel's "
+                "corner_x/corner_y, fs or ss vector absent, not a number, or of zero length)"
+            )
         if distance_m is None:
             clen = (getattr(geom, "metadata", None) or {}).get("crystfel", {}).get("clen")
             distance_m = float(clen) if clen is not None and np.isfinite(clen) else 0.5
@@ -171,9 +179,13 @@ class Geometry:
             try:
                 geom = getattr(eg, DETECTORS[name][0]).from_crystfel_geom(str(path))
             except Exception as err:  # EXtra-geom raises many types for a layout that is not its own
-                errors.append(f"{name}: {type(err).__name__} {err}".strip())
+                message = f"{name}: {type(err).__name__} {err}".strip()
+                errors.append(message if len(message) <= 300 else message[:300] + " …")  # EXtra-geom's can be pages
                 continue
-            return cls.from_extra_geom(geom, name=name, distance_m=distance_m)
+            try:
+                return cls.from_extra_geom(geom, name=name, distance_m=distance_m)
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from None
         if detector:
             raise ValueError(f"{path}: not a CrystFEL geometry of a {detector} ({errors[0]})")
         raise ValueError(

@@ -1,4 +1,5 @@
-"""Seeded mutation fuzzing of the files spizoo reads: TFRecord shards, YAML configs, CXI/HDF5 files (issue 17).
+"""Seeded mutation fuzzing of the files spizoo reads: TFRecord shards, YAML configs, CXI/HDF5 files, CrystFEL
+geometry files (issue 17).
 
 Each case is a valid file, mutated (tests/reliability/mutator.py): its bytes, or its structure (records
 re-framed with valid checksums around damaged examples, YAML with aliases, tags and duplicate keys, HDF5
@@ -530,3 +531,85 @@ def test_frame_file_names_the_file_for_a_hostile_attribute(tmp_path, attribute, 
     with pytest.raises(ValueError, match=str(path)):
         with FrameFile(path) as frames:
             [frames.frame(i) for i in range(len(frames))]
+
+
+# -- CrystFEL geometry files -----------------------------------------------------------------------------------
+
+GEOM_VALUES = ["nan", "inf", "-inf", "1e308", "-1e308", "1e-320", "0", "-0", "-1", "", "x", "1/0", "2**64", "0x10"]
+
+
+def _hostile_geom(m: Mutator, text: str) -> tuple[str, str]:
+    """A mutation of a CrystFEL file: its bytes, or its lines (values replaced by hostile numbers and words,
+    lines dropped, repeated or swapped, keys of one panel given to another)."""
+    how = m.choice(["bytes", "values", "values", "lines"])
+    if how == "bytes":
+        return how, m.bytes(text.encode()).decode("utf-8", "replace")
+    lines = text.splitlines()
+    settings = [i for i, line in enumerate(lines) if "=" in line and not line.lstrip().startswith(";")]
+    for _ in range(m.rng.randint(1, 6)):
+        i = m.choice(settings)
+        key, _, _ = lines[i].partition("=")
+        if how == "values":
+            lines[i] = f"{key}= {m.choice(GEOM_VALUES)}"
+        else:
+            j = m.choice(settings)
+            op = m.choice(["drop", "repeat", "swap", "rename"])
+            if op == "drop":
+                lines[i] = ""
+            elif op == "repeat":
+                lines.insert(j, lines[i])
+            elif op == "swap":
+                lines[i], lines[j] = lines[j], lines[i]
+            else:  # one panel's setting under another panel's (or an unknown) name
+                name, _, rest = lines[i].partition("/")
+                lines[i] = f"{m.choice(['p99a9', 'p0a0', name * 3, ''])}/{rest}" if rest else f"x{lines[i]}"
+    return how, "\n".join(lines) + "\n"
+
+
+def _check_geom(where: str, path: Path) -> str:
+    """A mutated ``.geom`` read as ``spizoo classify --geometry`` reads it (the geometry, then its view): a
+    geometry with finite pixel positions, a positive distance and solid angles, or a ``ValueError`` /
+    ``FileNotFoundError`` naming the file."""
+    from spizoo.data.frames import ViewFinder
+
+    try:
+        view = ViewFinder(path, pixels=(32, 32), bin=8)(None)
+    except (ValueError, FileNotFoundError) as err:
+        assert str(path) in str(err), f"{where}: {type(err).__name__} without the file's name: {err}"
+        return type(err).__name__
+    layout = view.geometry
+    assert np.isfinite(layout.positions_m).all(), f"{where}: non-finite pixel positions were accepted"
+    assert layout.distance_m > 0 and np.isfinite(layout.distance_m), f"{where}: distance {layout.distance_m}"
+    omega = layout.solid_angle_sr()
+    assert np.isfinite(omega).all() and (omega >= 0).all(), f"{where}: solid angles not finite and >= 0"
+    return "read"
+
+
+def fuzz_geometry(tmp_path: Path, cases: int, seed: int = SEED) -> dict:
+    from spizoo.sim.geometry import Geometry
+
+    original = Geometry.named("AGIPD-1M").write_crystfel(tmp_path / "original.geom")
+    text = Path(original).read_text()
+    assert _check_geom("the original", Path(original)) == "read"
+    path, outcomes = tmp_path / "case.geom", {}
+    for i in range(cases):
+        m = Mutator(seed_for(seed, i))
+        how, mutated = _hostile_geom(m, text)
+        path.write_text(mutated)
+        where = f"geometry seed {seed} case {i} ({how})"
+        outcome = _checked(where, 30, _check_geom, where, path)
+        outcomes[f"{how}: {outcome}"] = outcomes.get(f"{how}: {outcome}", 0) + 1
+    return outcomes
+
+
+def test_geometry_files_fuzzed(tmp_path):
+    outcomes = fuzz_geometry(tmp_path, 150)
+    print(f"\ngeometry fuzz: 150 files, outcomes {dict(sorted(outcomes.items()))}")
+    assert sum(outcomes.values()) == 150 and any(k.endswith("read") for k in outcomes)
+    assert any(k.endswith("ValueError") for k in outcomes)
+
+
+@pytest.mark.slow
+def test_geometry_files_fuzzed_at_length(tmp_path):
+    outcomes = fuzz_geometry(tmp_path, 2500, seed=SEED + 1)
+    print(f"\ngeometry fuzz (slow): 2500 files, outcomes {dict(sorted(outcomes.items()))}")

@@ -221,3 +221,19 @@ def test_the_view_is_the_pixel_by_pixel_cell_sum_for_aligned_and_rotated_tiles(d
         if bin == 4:
             assert (view._sum is not None) == (detector == "rotated")  # the tile products, or the sparse sum
         np.testing.assert_array_equal(view(frames), _cell_sums(geo, frames, pixels, bin))
+
+
+@pytest.mark.parametrize("line,value", [("p1a3/corner_x", None), ("p1a3/corner_y", "nan")])
+def test_a_crystfel_file_with_a_panel_missing_or_not_finite_is_refused_naming_the_file_and_module(
+    tmp_path, line, value
+):
+    """Found by the geometry fuzzer: EXtra-geom reads a panel without its corner as NaN positions, which the
+    view then binned into nonsense; now an error names the file and the module."""
+    path = Geometry.named("AGIPD-1M").write_crystfel(tmp_path / "agipd.geom")
+    text = [
+        (f"{line} = {value}" if value is not None else "") if row.startswith(f"{line} ") else row
+        for row in path.read_text().splitlines()
+    ]
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(ValueError, match=rf"{path}: pixel positions or panel vectors .* module\(s\) \[1\]"):
+        Geometry.from_crystfel(path, detector="AGIPD-1M")
