@@ -60,14 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rest-idle-timeout-seconds",
         type=_positive(float),
         default=IDLE_TIMEOUT_S,
-        help="a REST connection idle this long between requests is closed (default: %(default)g)",
+        help="a REST connection idle this long between requests is closed (default: %(default)s)",
     )
     parser.add_argument(
         "--rest-request-timeout-seconds",
         type=_positive(float),
         default=REQUEST_TIMEOUT_S,
         help="a REST request (line, headers, body) not received within this of its first byte gets 408 "
-        "(default: %(default)g; raise it for large frames over slow links)",
+        "(default: %(default)s; raise it for large frames over slow links)",
     )
     parser.add_argument(
         "--rest-max-connections",
