@@ -26,13 +26,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from spizoo.core import compat
+from spizoo.data.files import is_url  # noqa: F401 - part of this module's calls (generate uses storage.is_url)
 
 _OPTION_VIEWS = ("S3Options", "GoogleCloudOptions", "AzureOptions", "HadoopFileSystemOptions")
-
-
-def is_url(path) -> bool:
-    """Whether ``path`` is a URL (``scheme://…``) rather than a local path."""
-    return "://" in str(path)
 
 
 _INSTALL = {"s3": "pip install 'spizoo[s3]' (boto3)", "gs": "pip install 'apache-beam[gcp]'"}
@@ -58,20 +54,25 @@ def check(path: str, what: str) -> None:
 
 def configure(beam_args=()) -> None:
     """Gives Beam's file systems in this process the options of the command line's Beam arguments."""
-    from apache_beam.options import pipeline_options as po
-
     log = logging.getLogger("apache_beam.options.pipeline_options")
     level = log.level
     log.setLevel(logging.ERROR)  # "Discarding unparseable args": the verb reports unknown options itself
     try:
-        parsed = PipelineOptions(list(beam_args))
-        values = {}
-        for name in _OPTION_VIEWS:
-            values.update(parsed.view_as(getattr(po, name)).get_all_options(drop_default=True, current_only=True))
+        values = _filesystem_values(PipelineOptions(list(beam_args)))
     finally:
         log.setLevel(level)
     FileSystems.set_options(PipelineOptions(**values))
     _shared_clients()
+
+
+def _filesystem_values(options: PipelineOptions) -> dict:
+    """The file-system options set in ``options`` (credentials, endpoints, projects), as a dict."""
+    from apache_beam.options import pipeline_options as po
+
+    values = {}
+    for name in _OPTION_VIEWS:
+        values.update(options.view_as(getattr(po, name)).get_all_options(drop_default=True, current_only=True))
+    return values
 
 
 def _shared_clients() -> None:
@@ -83,15 +84,8 @@ def _shared_clients() -> None:
 
 def options() -> dict:
     """The file-system options set in this process (:func:`configure`), to carry to a pipeline's workers."""
-    from apache_beam.options import pipeline_options as po
-
     current = FileSystems._pipeline_options
-    if current is None:
-        return {}
-    values = {}
-    for name in _OPTION_VIEWS:
-        values.update(current.view_as(getattr(po, name)).get_all_options(drop_default=True, current_only=True))
-    return values
+    return {} if current is None else _filesystem_values(current)
 
 
 def use(values: dict) -> None:

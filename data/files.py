@@ -1,5 +1,5 @@
 """Reading a dataset wherever TensorFlow reads: local paths with Python's own file functions (no TensorFlow
-loaded for them), URLs through TensorFlow's file systems (``gs://``, ``hdfs://``, ``ram://``), since
+loaded for them), URLs through TensorFlow's file systems (``gs://``, ``ram://`` and any it registers), since
 ``tf.data`` reads the shards there too.
 
 A scheme TensorFlow has no file system for (``s3://`` since TensorFlow 2.6, whose S3 support moved to
@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 
 def is_url(path) -> bool:
+    """Whether ``path`` is a URL (``scheme://…``) rather than a local path."""
     return "://" in str(path)
 
 
@@ -28,13 +29,12 @@ def _gfile(path: str):
     """
     import tensorflow as tf  # TensorFlow loads in seconds: only for URLs, which only it reads
 
-    try:
-        tf.io.gfile.exists(path)
-    except tf.errors.UnimplementedError:
-        scheme = path.split("://", 1)[0]
+    scheme, known = path.split("://", 1)[0], tf.io.gfile.get_registered_schemes()  # no I/O: the registry
+    if scheme not in known:
+        readable = ", ".join(f"{k}://" for k in sorted(known) if k not in ("", "file"))
         raise ValueError(
-            f"{path}: TensorFlow {tf.__version__} has no file system for {scheme}:// (it reads local paths, gs:// "
-            "and hdfs://), so it cannot train or evaluate from there; copy the dataset to a local or shared file "
+            f"{path}: TensorFlow {tf.__version__} has no file system for {scheme}:// (it reads local paths and "
+            f"{readable}), so it cannot train or evaluate from there; copy the dataset to a local or shared file "
             f"system (for s3://: `aws s3 sync {path.rstrip('/')} DIR`, or mount the bucket with mountpoint-s3 "
             "or s3fs) and give that path"
         ) from None
@@ -54,11 +54,6 @@ def join(directory, name: str) -> str:
 def exists(path) -> bool:
     path = str(path)
     return _gfile(path).exists(path) if is_url(path) else os.path.exists(path)
-
-
-def isdir(path) -> bool:
-    path = str(path)
-    return _gfile(path).isdir(path) if is_url(path) else os.path.isdir(path)
 
 
 def glob(pattern) -> list[str]:
