@@ -154,6 +154,30 @@ def test_module_stacked_frames_read_through_their_view_with_the_mask_applied_fir
         FrameFile(tmp_path / "epix.cxi", view=View(Geometry.named("AGIPD-1M"), bin=8))
 
 
+def test_module_stacked_reads_through_the_reused_buffer_are_each_their_own(tmp_path):
+    """Viewed frames are read into one buffer per file (HDF5 converting the stored counts) a few frames a
+    call: integer counts, per-frame masks, reads of any length; no result shares the buffer."""
+    geo = Geometry.named("ePix100", distance_m=0.5)
+    counts = np.random.default_rng(3).poisson(3.0, (21, *geo.shape)).astype(np.uint16)
+    mask = np.zeros(counts.shape, np.uint8)
+    mask[::2, 0, :50] = masks.DEAD
+    with h5py.File(tmp_path / "epix.cxi", "w") as f:
+        f.create_dataset("entry_1/data_1/data", data=counts, chunks=(1, *geo.shape))
+        f["entry_1/data_1/mask"] = mask
+    view = View(geo, pixels=(24, 24), bin=16)
+    expected = view(counts.astype(np.float32), mask)
+    with FrameFile(tmp_path / "epix.cxi", view=view) as f:
+        got = [f.read(a, b) for a, b in ((0, 11), (11, 21), (3, 3), (20, 21), (0, 11))]
+        assert [g.shape[0] for g in got] == [11, 10, 0, 1, 11]
+        np.testing.assert_array_equal(np.concatenate(got[:2]), expected)
+        np.testing.assert_array_equal(got[3], expected[20:])
+        np.testing.assert_array_equal(got[4], got[0])
+        assert not any(np.shares_memory(a, b) for i, a in enumerate(got) for b in got[i + 1 :])
+        stored = f.read(0, 11, stored=True)  # not viewed: a fresh array, as stored, masked
+        np.testing.assert_array_equal(stored, np.where(mask[:11] == 0, counts[:11], 0).astype(np.float32))
+        assert not np.shares_memory(stored, f.read(0, 11, stored=True))
+
+
 def test_a_directory_is_named_as_one(tmp_path):
     with pytest.raises(IsADirectoryError, match=r"is a directory, not a CXI/HDF5 file or a European XFEL run"):
         FrameFile(tmp_path)
