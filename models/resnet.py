@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from spizoo.core.task import ORIENTATION_SIZE, PARTICLE_COUNT
+from spizoo.models.layers import ByteDropout, FusedBatchNormalization
 from spizoo.models.registry import register
 
 SPECS = {
@@ -86,6 +87,8 @@ class ResNet(keras.Model):
         stack_blocks: blocks per stack, overriding the spec (e.g. ``[2, 2]`` = the paper's (n, m) = (4, 4)).
         standardize: put a :class:`Standardize` layer holding dataset statistics at the input.
         dropout, l2: override the spec's regularisation.
+        keras_layers: build with Keras's own BatchNormalization and Dropout instead of the faster equivalents
+            of :mod:`spizoo.models.layers` (same weights and outputs: the training benchmark's baseline).
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class ResNet(keras.Model):
         standardize: bool = True,
         dropout: float | None = None,
         l2: float | None = None,
+        keras_layers: bool = False,
         **kwargs,
     ):
         if spec not in SPECS:
@@ -112,6 +116,8 @@ class ResNet(keras.Model):
         reg = s["l2"] if l2 is None else float(l2)
         act = s["activation"]
         regularizer = keras.regularizers.L2(reg) if reg else None
+        norm = keras.layers.BatchNormalization if keras_layers else FusedBatchNormalization
+        dropout_layer = keras.layers.Dropout if keras_layers else ByteDropout
 
         def conv(x, filters, kernel, strides=1, name=None):
             return keras.layers.Conv2D(
@@ -125,9 +131,9 @@ class ResNet(keras.Model):
             )(x)
 
         def bn_drop_act(x):
-            x = keras.layers.BatchNormalization()(x)
+            x = norm()(x)
             if drop:
-                x = keras.layers.Dropout(drop)(x)
+                x = dropout_layer(drop)(x)
             return keras.layers.Activation(act)(x)
 
         inputs = keras.Input(shape=tuple(input_shape), name="image")
@@ -143,9 +149,9 @@ class ResNet(keras.Model):
                 stride = first_stride if block == 0 else 1
                 shortcut = x
                 if stride != 1 or filters != filters_in:
-                    shortcut = keras.layers.BatchNormalization()(conv(x, filters, 1, stride))
+                    shortcut = norm()(conv(x, filters, 1, stride))
                 y = bn_drop_act(conv(x, filters, 3, stride))
-                y = keras.layers.BatchNormalization()(conv(y, filters, 3))
+                y = norm()(conv(y, filters, 3))
                 x = keras.layers.Activation(act)(keras.layers.Add()([y, shortcut]))
                 filters_in = filters
         x = keras.layers.GlobalAveragePooling2D()(x)
@@ -160,6 +166,7 @@ class ResNet(keras.Model):
         self.standardize = bool(standardize)
         self.dropout = dropout
         self.l2 = l2
+        self.keras_layers = bool(keras_layers)
 
     def get_config(self):
         return {
@@ -172,11 +179,13 @@ class ResNet(keras.Model):
             "standardize": self.standardize,
             "dropout": self.dropout,
             "l2": self.l2,
+            "keras_layers": self.keras_layers,
         }
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        # Saved before the layers of spizoo.models.layers: Keras stores weights under their layers' class names.
+        return cls(**{"keras_layers": True, **config})
 
 
 @register("resnet10_classifier", task=PARTICLE_COUNT)
