@@ -18,6 +18,7 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -118,15 +119,26 @@ def centre_crop(array: np.ndarray, size: int) -> np.ndarray:
     return array[top : top + size, left : left + size]
 
 
-def load_examples(file_pattern: str, crop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(centre-cropped images, labels, targets, particle shapes) of every record matching ``file_pattern``, in
-    file order, as numpy arrays: the whole of a (test) split in memory, for evaluation.
+class Examples(NamedTuple):
+    """The records of a (test) split in memory, in file order (:func:`load_examples`)."""
+
+    images: np.ndarray  # (n, crop, crop) float32, centre-cropped
+    labels: np.ndarray  # (n,) int
+    targets: np.ndarray  # (n, TARGET_SIZE) float32
+    shapes: np.ndarray  # (n,) str: the particle geometry, "?" where the record names none
+    params: dict[str, np.ndarray]  # the scalar numeric simulation parameters every record carries, by name
+
+
+def load_examples(file_pattern: str, crop: int) -> Examples:
+    """Every record matching ``file_pattern``, in file order: the whole of a (test) split in memory, for
+    evaluation. ``params`` holds each scalar numeric ``param/NAME`` (``circumradius_nm``,
+    ``fluence_photons_per_um2``, ``n_particles``, …) that every record carries; experiment data has none.
 
     Raises:
         FileNotFoundError: if nothing matches; ValueError: if the files hold no examples, or a record that is
             not an example of the schema (naming the file and record).
     """
-    images, labels, targets, shapes = [], [], [], []
+    images, labels, targets, shapes, params = [], [], [], [], []
     for path in match_files(file_pattern):
         with dfiles.open(path) as f:
             for i, record in enumerate(tfrecord.read_records(f, path)):
@@ -138,9 +150,26 @@ def load_examples(file_pattern: str, crop: int) -> tuple[np.ndarray, np.ndarray,
                 labels.append(ex[schema.LABEL])
                 targets.append(ex[schema.TARGET])
                 shapes.append((ex.get(schema.PARAM_PREFIX + "shape") or ["?"])[0])
+                params.append(_scalar_params(ex))
     if not images:
         raise ValueError(f"no examples in {file_pattern!r}")
-    return np.stack(images), np.array(labels), np.stack(targets), np.array(shapes)
+    common = set.intersection(*(set(p) for p in params))
+    return Examples(
+        np.stack(images),
+        np.array(labels),
+        np.stack(targets),
+        np.array(shapes),
+        {name: np.array([p[name] for p in params]) for name in sorted(common)},
+    )
+
+
+def _scalar_params(example: dict) -> dict[str, float]:
+    found = {}
+    for key, value in example.items():
+        if key.startswith(schema.PARAM_PREFIX) and isinstance(value, np.ndarray) and value.size == 1:
+            if value.dtype.kind in "biuf":
+                found[key.removeprefix(schema.PARAM_PREFIX)] = value.item()
+    return found
 
 
 def preprocess(images, cfg: DataConfig, info: dict | None):

@@ -56,6 +56,47 @@ def single_hit_report(
     }
 
 
+PHYSICS = {
+    "photons": "photons in the model's view (the record's image summed over the crop)",
+    "circumradius_nm": "particle circumradius (nm)",
+    "fluence_photons_per_um2": "fluence (photons/µm²)",
+}
+"""What the physics gives the network, by which :func:`accuracy_by` splits a classifier's accuracy."""
+
+
+def accuracy_by(correct: np.ndarray, values: np.ndarray, bins: int = 4, categorical: bool = False) -> list[dict]:
+    """Accuracy in groups of patterns: one group per value (sorted) of ``categorical`` values, strings, or at
+    most ``bins`` distinct numbers; else ``bins`` quantile bins of equal counts, each ``[low, high]``."""
+    values = np.asarray(values)
+    groups = []
+    if categorical or values.dtype.kind in "USO" or len(np.unique(values)) <= bins:
+        for v in np.unique(values):
+            mine = values == v
+            groups.append({"value": v.item(), "patterns": int(mine.sum()), "accuracy": float(correct[mine].mean())})
+        return groups
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)))
+    which = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+    for b in range(len(edges) - 1):
+        mine = which == b
+        if mine.any():
+            low, high, accuracy = float(edges[b]), float(edges[b + 1]), float(correct[mine].mean())
+            groups.append({"low": low, "high": high, "patterns": int(mine.sum()), "accuracy": accuracy})
+    return groups
+
+
+def physics_report(correct: np.ndarray, labels: np.ndarray, photons: np.ndarray, params: dict) -> dict:
+    """Accuracy by true class, by photons in the model's view and by each simulation parameter of
+    :data:`PHYSICS` the records carry: where the classes are physically hard to tell apart."""
+    report = {"class": accuracy_by(correct, labels, categorical=True)}
+    for group in report["class"]:
+        group["value"] = CLASS_NAMES[group["value"]]
+    report["photons"] = accuracy_by(correct, photons)
+    for name in PHYSICS:
+        if name in params and name != "photons":
+            report[name] = accuracy_by(correct, params[name])
+    return report
+
+
 def classifier_report(probabilities: np.ndarray, labels: np.ndarray, shapes: np.ndarray, target_fpr: float) -> dict:
     """A five-class model: accuracy, confusion matrix and :func:`single_hit_report` (single = class 1)."""
     predicted = probabilities.argmax(axis=1)

@@ -273,6 +273,35 @@ def confusion_matrix(counts: np.ndarray, names: Sequence[str], path: str | Path)
     return save(confusion_matrix_figure(counts, names), path)
 
 
+def accuracy_by_figure(groups: dict[str, list[dict]]) -> Figure:
+    """A classifier's accuracy by true class and in bins of each physical quantity (``spizoo evaluate``'s
+    ``accuracy_by``): one panel each, the patterns of each bar written on it."""
+    fig = _figure(3.2 * len(groups), 3.2)
+    axes = np.atleast_1d(fig.subplots(1, len(groups), sharey=True))
+    for ax, (name, rows) in zip(axes, groups.items(), strict=True):
+        if rows and "value" in rows[0]:
+            labels = [str(r["value"]) for r in rows]
+        else:
+            labels = [f"{r['low']:.3g}–{r['high']:.3g}" for r in rows]
+        accuracy = [r["accuracy"] for r in rows]
+        bars = ax.bar(range(len(rows)), accuracy, color="tab:blue")
+        for bar, r in zip(bars, rows, strict=True):
+            ax.text(bar.get_x() + bar.get_width() / 2, 0.02, str(r["patterns"]), ha="center", fontsize=7, color="white")
+        ax.set_xticks(range(len(rows)), labels, rotation=30 if "value" not in rows[0] else 0, fontsize=7)
+        ax.set_xlabel(name.replace("_", " "))
+        ax.set_ylim(0, 1)
+        ax.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("accuracy (patterns per bar at its foot)")
+    fig.suptitle("accuracy by class and physics: quartile bins of equal counts", fontsize=9)
+    return fig
+
+
+def accuracy_by(groups: dict[str, list[dict]], path: str | Path) -> Path:
+    """Saves :func:`accuracy_by_figure` as a PNG at ``path``."""
+    return save(accuracy_by_figure(groups), path)
+
+
 def training_curves_figure(rows: Sequence[dict]) -> Figure:
     """Loss and the other metrics per epoch, training and validation (seed 000 fig. 8), from the rows of
     ``history.csv``. Epochs are counted from 1 (Keras writes them from 0) and drawn as markers, so that one

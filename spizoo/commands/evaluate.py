@@ -9,24 +9,29 @@ from pathlib import Path
 import numpy as np
 
 from spizoo import plots
-from spizoo.commands._common import input_dir, json_text, load_run, output_dir, quoted
+from spizoo.commands._common import input_dir, json_text, load_run, model_reference, output_dir, quoted
 from spizoo.core.labels import CLASS_NAMES
 from spizoo.data.pipeline import load_dataset_info, load_examples, preprocess
-from spizoo.models import load_model
-from spizoo.models.evaluation import binary_report, classifier_report, regressor_report
+from spizoo.models import load_model, zoo
+from spizoo.models.evaluation import binary_report, classifier_report, physics_report, regressor_report
 from spizoo.models.training import pipeline_config, predict_dataset
 
 DESCRIPTION = """\
-    Evaluate RUN_DIR/best.keras on the records matching DATA into RUN_DIR/evaluation/: report.json
+    Evaluate RUN_DIR/best.keras (or a zoo model, zoo:NAME) on the records matching DATA into
+    RUN_DIR/evaluation/ (or --out DIR): report.json
     (classifiers: accuracy, confusion matrix, the good/bad table of seed 000 section 5.2 (Han & Li:
     single hit = good), false-negative and false-positive rates per particle geometry, the
-    single-hit threshold for --target-fpr; regressors: the mean and maximum relative errors of
+    single-hit threshold for --target-fpr, and the accuracy by class, by photons in the model's
+    view, by particle size and by fluence: where the physics makes classes hard to tell apart;
+    regressors: the mean and maximum relative errors of
     seed 001 appendix C (Stielow et al., MLST 1 045007 (2020)) and the mean error of each of
     q0, q1, q2, q3 (the orientation quaternion) and radius, by name) and PNGs (confusion matrix or error
-    histograms, training curves, misclassified patterns, t-SNE of VGG16 features).
+    histograms, training curves, misclassified patterns, accuracy by physics, t-SNE of VGG16 features),
+    and patterns.csv: each pattern's label, output and physics, in the order of --data.
 
     example:
       spizoo evaluate out/quick_run --data 'out/quick_ds/*-test.tfrecord-*' --target-fpr 0.01
+      spizoo evaluate zoo:hits-resnet10 --data 'out/quick_ds/*-test.tfrecord-*' --out out/zoo_eval
     """
 GRID_EXAMPLES = 24  # misclassified patterns shown
 TARGETS = ("q0", "q1", "q2", "q3", "radius")  # the regressor's outputs: quaternion (w, x, y, z) and radius
@@ -35,15 +40,18 @@ TSNE_EXAMPLES = 2000  # patterns embedded by t-SNE (its cost grows as n log n)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="run directory made by spizoo train")
+    parser.add_argument("run_dir", type=model_reference, help="run directory made by spizoo train, or zoo:NAME")
     parser.add_argument("--data", required=True, help="glob of TFRecord shards, e.g. 'DIR/*-test.tfrecord-*'")
+    parser.add_argument(
+        "--out", help="report directory (default: RUN_DIR/evaluation; a zoo model's must be given: it is read-only)"
+    )
     parser.add_argument(
         "--target-fpr", type=float, default=0.01, help="false-positive rate for the single-hit threshold"
     )
 
 
 def run(args: argparse.Namespace) -> dict:
-    return evaluate(args.run_dir, args.data, target_fpr=args.target_fpr)
+    return evaluate(args.run_dir, args.data, target_fpr=args.target_fpr, out=args.out)
 
 
 def summary_line(report: dict) -> str:
@@ -109,9 +117,17 @@ def confusion_table(confusion: dict) -> str:
     return "\n".join(lines)
 
 
-def evaluate(run_dir: str | Path, pattern: str, *, target_fpr: float = 0.01, batch_size: int = 64) -> dict:
-    """Evaluates ``run_dir/best.keras`` on the records matching ``pattern``; writes ``run_dir/evaluation/``."""
+def evaluate(
+    run_dir: str | Path, pattern: str, *, target_fpr: float = 0.01, batch_size: int = 64, out: str | Path | None = None
+) -> dict:
+    """Evaluates ``run_dir/best.keras`` on the records matching ``pattern``; writes ``out`` (default
+    ``run_dir/evaluation/``)."""
     run_dir = Path(run_dir)
+    if out is None and zoo.is_zoo(run_dir):
+        raise ValueError(
+            f"{run_dir.name} is a zoo model, whose files are read-only: give the report directory, --out DIR"
+        )
+    out = Path(out) if out is not None else run_dir / "evaluation"
     if run_dir.exists():  # a missing one: load_run says to train first
         input_dir(run_dir, "RUN_DIR", hint="give the run directory of `spizoo train … --out RUN_DIR`")
     if not 0 <= target_fpr < 1:
@@ -121,14 +137,14 @@ def evaluate(run_dir: str | Path, pattern: str, *, target_fpr: float = 0.01, bat
             f"--data {pattern} is a directory; give a glob of its shards in quotes, "
             f"e.g. '{Path(pattern)}/*-test.tfrecord-*'"
         )
-    output_dir(run_dir / "evaluation", "the report directory")
+    output_dir(out, "the report directory")
     config, task = load_run(run_dir)
-    images, labels, targets, shapes = load_examples(pattern, config.data.crop)  # before TensorFlow loads
+    images, labels, targets, shapes, params = load_examples(pattern, config.data.crop)  # before TensorFlow loads
+    photons = images.sum(axis=(1, 2), dtype=np.float64)
     model = load_model(run_dir / "best.keras")
     predict = _predictor(config, run_dir, images, batch_size)
     outputs = predict(model).astype(np.float64)
-    out = run_dir / "evaluation"
-    out.mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     if task.report == "regressor":
         report = regressor_report(outputs, targets)
         per = report.pop("_per_pattern")
@@ -138,6 +154,7 @@ def evaluate(run_dir: str | Path, pattern: str, *, target_fpr: float = 0.01, bat
         if task.report == "binary":
             report = binary_report(outputs, labels, shapes, target_fpr)
             wrong = (outputs >= 0.5) != (labels == 1)
+            calls = np.where(outputs >= 0.5, "single", "not single")
             titles = [f"true {CLASS_NAMES[t]}, p(single) {p:.2f}" for t, p in zip(labels, outputs, strict=True)]
         else:
             report = classifier_report(outputs, labels, shapes, target_fpr)
@@ -145,7 +162,11 @@ def evaluate(run_dir: str | Path, pattern: str, *, target_fpr: float = 0.01, bat
             plots.confusion_matrix(counts, CLASS_NAMES, out / "confusion_matrix.png")
             predicted = outputs.argmax(axis=1)
             wrong = predicted != labels
+            calls = np.array(CLASS_NAMES)[predicted]
             titles = [f"true {CLASS_NAMES[t]} → {CLASS_NAMES[p]}" for t, p in zip(labels, predicted, strict=True)]
+        report["accuracy_by"] = physics_report(~wrong, labels, photons, params)
+        plots.accuracy_by(report["accuracy_by"], out / "accuracy_by_physics.png")
+        _write_patterns(out / "patterns.csv", labels, outputs, calls, photons, shapes, params)
         shown = np.flatnonzero(wrong)[:GRID_EXAMPLES]
         report["misclassified"] = int(wrong.sum())
         if len(shown):
@@ -167,6 +188,22 @@ def evaluate(run_dir: str | Path, pattern: str, *, target_fpr: float = 0.01, bat
     (out / "report.json").write_text(json_text(report))  # rows of the confusion matrix on a line each
     report["report"] = str(out / "report.json")
     return report
+
+
+def _write_patterns(path: Path, labels, outputs, calls, photons, shapes, params: dict) -> None:
+    """One row a pattern: its index in --data, label, the model's call and scores, and its physics."""
+    scores = outputs if outputs.ndim == 2 else outputs[:, None]
+    heads = [f"p_{n}" for n in CLASS_NAMES] if scores.shape[1] == len(CLASS_NAMES) else ["p_single"]
+    columns = ["index", "label", "predicted", *heads, "photons", "shape"]
+    names = sorted(set(params) - set(columns))  # param/label is the label column already
+    tmp = path.with_name(path.name + ".partial")
+    with tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns + names)
+        for i in range(len(labels)):
+            row = [i, CLASS_NAMES[labels[i]], calls[i], *(f"{v:.5f}" for v in scores[i])]
+            writer.writerow(row + [f"{photons[i]:.6g}", shapes[i], *(f"{params[n][i]:.6g}" for n in names)])
+    tmp.replace(path)
 
 
 def _tsne(model, predict, labels: np.ndarray, out: Path) -> None:

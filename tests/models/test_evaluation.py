@@ -1,3 +1,4 @@
+import csv
 import json
 
 import numpy as np
@@ -30,6 +31,27 @@ def test_operating_point_keeps_false_positives_at_or_below_target():
     assert (scores[~single] >= lower).mean() > 0.05
     assert 0.4 < op["true_positive_rate"] < 1
     assert evaluation.operating_point(scores, single, 0.0)["false_positive_rate"] == 0.0
+
+
+def test_accuracy_by_bins_of_equal_counts_and_by_category():
+    values = np.arange(100.0)
+    correct = values >= 50  # wrong in the lower half, right in the upper
+    bins = evaluation.accuracy_by(correct, values)
+    assert [b["patterns"] for b in bins] == [25, 25, 25, 25]
+    assert [b["accuracy"] for b in bins] == [0.0, 0.0, 1.0, 1.0]
+    assert bins[0]["low"] == 0 and bins[-1]["high"] == 99 and bins[1]["low"] == bins[0]["high"]
+    # Ties on a bin edge: every pattern lands in exactly one bin.
+    tied = np.repeat([1.0, 2.0, 3.0, 4.0, 5.0], 20)
+    assert sum(b["patterns"] for b in evaluation.accuracy_by(np.ones(100, bool), tied)) == 100
+    groups = evaluation.accuracy_by(np.array([True, False, True]), np.array(["ico", "ico", "soccer"]))
+    assert groups == [
+        {"value": "ico", "patterns": 2, "accuracy": 0.5},
+        {"value": "soccer", "patterns": 1, "accuracy": 1.0},
+    ]
+    labels = np.array([0, 1, 1, 4])
+    physics = evaluation.physics_report(np.array([1, 0, 1, 1], bool), labels, np.arange(4.0), {"other": labels})
+    assert [g["value"] for g in physics["class"]] == [evaluation.CLASS_NAMES[i] for i in (0, 1, 4)]
+    assert set(physics) == {"class", "photons"}
 
 
 def test_classifier_report_tables_add_up():
@@ -86,7 +108,7 @@ def _outputs(run, pattern):
     from spizoo.models import load_model
 
     config = load(run / "config.yaml")
-    images, labels, targets, shapes = load_examples(pattern, config.data.crop)
+    images, labels, targets, shapes, _ = load_examples(pattern, config.data.crop)
     data_cfg, _ = training.pipeline_config(config.data)
     info = load_dataset_info(run)
     model = load_model(run / "best.keras")
@@ -140,8 +162,20 @@ def test_evaluate_a_trained_run(tmp_path, capsys):
     # The single-hit threshold is chosen on the model's class-1 probabilities.
     assert report["operating_point"] == pytest.approx(evaluation.operating_point(probs[:, 1], single, 0.1), abs=1e-5)
     assert (run / "evaluation" / "misclassified.png").exists() == (report["misclassified"] > 0)
-    for png in ("confusion_matrix.png", "training_curves.png"):
+    for png in ("confusion_matrix.png", "training_curves.png", "accuracy_by_physics.png"):
         assert (run / "evaluation" / png).stat().st_size > 5000
+    # Accuracy by physics: each grouping covers every pattern, and its accuracies add up to the report's.
+    by = report["accuracy_by"]
+    assert {"class", "photons", "circumradius_nm", "fluence_photons_per_um2"} <= set(by)
+    for groups in by.values():
+        assert sum(g["patterns"] for g in groups) == n
+        assert sum(g["accuracy"] * g["patterns"] for g in groups) == pytest.approx(report["accuracy"] * n)
+    # patterns.csv: a row per pattern in --data's order, the model's call and its physics.
+    with (run / "evaluation" / "patterns.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["predicted"] for r in rows] == [evaluation.CLASS_NAMES[p] for p in predicted]
+    assert [r["label"] for r in rows] == [evaluation.CLASS_NAMES[label] for label in labels]
+    assert all(float(r["photons"]) > 0 and float(r["circumradius_nm"]) > 0 for r in rows)
     capsys.readouterr()
     assert cli.main(["evaluate", str(tmp_path / "nothing"), "--data", pattern]) == 2
     assert "no best.keras" in capsys.readouterr().err

@@ -174,7 +174,7 @@ def _check_tfrecord(where: str, path: Path, how: str, info: dict, originals: set
     if how == "gzip":
         return "+".join(outcome)
     try:
-        images, labels, targets, _ = pipeline.load_examples(pattern, crop)
+        images, labels, targets, *_ = pipeline.load_examples(pattern, crop)
         assert images.shape[1:] == (crop, crop) and images.dtype == np.float32, where
         assert len(labels) == len(targets) == len(images), where
         if how in ("bytes", "length"):  # under valid checksums, only whole records of the shard can come back
