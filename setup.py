@@ -21,6 +21,15 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=list(PACKAGES),
     package_dir=PACKAGES,
+    package_data={
+        "spizoo.models": [
+            "pretrained/*/*.yaml",
+            "pretrained/*/*.json",
+            "pretrained/*/*.csv",
+            "pretrained/*/*.keras",
+            "pretrained/*/evaluation/*.json",
+        ]
+    },
     install_requires=[
         "tensorflow==2.21.*",
         "keras>=3.15,<3.16",  # the workarounds in spizoo/core/compat.py were checked on 3.15

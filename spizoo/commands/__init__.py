@@ -22,6 +22,7 @@ VERBS = {
     "ingest": "turn frames of experiment CXI/HDF5 files into a TFRecord dataset (Apache Beam)",
     "classify": "classify every frame of CXI/HDF5 files into a results file",
     "monitor": "classify frames as the DAQ writes them and show the hit rate",
+    "zoo": "list the trained models that ship with spizoo, or show one's model card",
     "emc": "hand the single hits of a classify results file to EMC reconstruction (Dragonfly input)",
 }
 """Verb → one-line help; the module of verb ``fit-pattern`` is ``spizoo.commands.fit_pattern``."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from spizoo import experiment
 from spizoo.core.task import Task
+from spizoo.models import zoo
 from spizoo.serving.predictor import Predictor, from_run, from_saved_model, from_server
 
 
@@ -42,9 +43,22 @@ def _int_at_least(text: str, low: int, what: str) -> int:
     return value
 
 
+def model_reference(text: str) -> str:
+    """A MODEL or RUN_DIR argument as a path: ``zoo:NAME`` becomes the zoo model's directory."""
+    try:
+        return zoo.resolve(text)
+    except KeyError as err:
+        raise argparse.ArgumentTypeError(err.args[0]) from None
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """MODEL and the options of the verbs that run it on experiment files (classify, monitor)."""
-    parser.add_argument("model", help="run directory, SavedModel directory, or server URL with the model name")
+    parser.add_argument(
+        "model",
+        type=model_reference,
+        help="run directory, zoo model (zoo:NAME, spizoo zoo list), SavedModel directory, or server URL with the "
+        "model name",
+    )
     add_dataset(parser)
     parser.add_argument(
         "--threshold",
@@ -162,16 +176,16 @@ def load_run(run_dir: str | Path) -> tuple[experiment.Config, Task]:
 
 
 def load_predictor(model: str, threshold: float | None = None) -> Predictor:
-    """The :class:`~spizoo.serving.predictor.Predictor` of a run directory (``spizoo train``), an exported
-    SavedModel (a version, or a base path: its newest version) or a server URL naming the model
-    (``http://host:8501/NAME``, ``grpc://host:8500/NAME``).
+    """The :class:`~spizoo.serving.predictor.Predictor` of a run directory (``spizoo train``), a zoo model
+    (``zoo:NAME``), an exported SavedModel (a version, or a base path: its newest version) or a server URL
+    naming the model (``http://host:8501/NAME``, ``grpc://host:8500/NAME``).
 
     Raises:
         FileNotFoundError, ValueError: for a path that is none of these, naming what it lacks.
     """
     if model.startswith(("http://", "https://", "grpc://")):
         return from_server(model, threshold)
-    path = Path(model)
+    path = Path(zoo.resolve(model))
     if (path / "best.keras").exists():
         config, task = load_run(path)
         return from_run(path, config.data, task, threshold)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spizoo.commands._common import input_dir, load_run, output_dir, quoted
+from spizoo.commands._common import input_dir, load_run, model_reference, output_dir, quoted
 from spizoo.serving import export
 
 DESCRIPTION = """\
@@ -22,7 +22,7 @@ INTERRUPTED = "interrupted; no version was written (the same command starts afre
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="run directory made by spizoo train")
+    parser.add_argument("run_dir", type=model_reference, help="run directory made by spizoo train, or zoo:NAME")
     parser.add_argument("--name", required=True, help="model name (the URL's /v1/models/NAME)")
     parser.add_argument("--base-path", required=True, help="directory holding one folder per model")
     parser.add_argument("--version", type=int, help="version number (default: next)")

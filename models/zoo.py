@@ -1,0 +1,70 @@
+"""The model zoo: trained models that ship inside the package, each a run directory with a model card.
+
+An entry is ``models/pretrained/NAME/``: the files of a ``spizoo train`` run directory that inference needs
+(``best.keras``, ``config.yaml``, ``dataset_info.json``, ``evaluation/report.json`` for the operating point;
+``training.json`` and ``history.csv`` for the record)
+and ``card.yaml``, its model card (the data config and its hash, the training command, test metrics over
+seeds, the ranges it was trained on, known limits). Everything that takes a run directory takes
+``zoo:NAME`` (:func:`resolve`), from the command line or from Python (:func:`path`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ZOO = Path(__file__).parent / "pretrained"
+PREFIX = "zoo:"
+CARD = "card.yaml"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One zoo model: its name, directory and card."""
+
+    name: str
+    path: Path
+    card: dict
+
+
+def entries() -> list[Entry]:
+    """Every zoo model, by name."""
+    found = []
+    for card in sorted(ZOO.glob(f"*/{CARD}")):
+        found.append(Entry(card.parent.name, card.parent, yaml.safe_load(card.read_text())))
+    return found
+
+
+def path(name: str) -> Path:
+    """The run directory of zoo model ``name`` (``hits-resnet10`` or ``zoo:hits-resnet10``).
+
+    Raises:
+        KeyError: for a name the zoo does not hold, listing the names it does.
+    """
+    name = name.removeprefix(PREFIX)
+    directory = ZOO / name
+    if not name or "/" in name or not (directory / CARD).is_file():
+        known = ", ".join(PREFIX + e.name for e in entries()) or "none"
+        raise KeyError(f"no zoo model {PREFIX}{name}; the zoo holds: {known} (spizoo zoo list)")
+    return directory
+
+
+def resolve(model: str) -> str:
+    """``zoo:NAME`` → its run directory; any other model reference (a path, a URL) as given."""
+    return str(path(model)) if model.startswith(PREFIX) else model
+
+
+def is_zoo(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` is a zoo model's directory (read-only: nothing is written into it)."""
+    try:
+        return Path(run_dir).resolve().parent == ZOO.resolve()
+    except OSError:
+        return False
+
+
+def config_hash(config_file: str | Path) -> str:
+    """SHA-256 of a config file's bytes: the card's ``data.config_sha256``."""
+    return hashlib.sha256(Path(config_file).read_bytes()).hexdigest()

@@ -1,0 +1,139 @@
+"""Make a zoo entry (models/pretrained/NAME/) from trained and evaluated run directories of one config.
+
+    python scripts/zoo_entry.py --name hits-resnet10 --config configs/experiments/e1_resnet10_hits.yaml \\
+        --command "scripts/reproduce.sh e1 e1_seeds" out/results/e1_run out/results/e1_run_seed1 …
+
+Each run must have been evaluated on its own test split (``RUN/evaluation/report.json``). The run that
+ships is the one with the best validation accuracy (chosen without looking at any test figure); the card
+gives every run's test accuracy, their mean and spread. The check set (``--check-patterns`` patterns of the
+config with ``--check-seed``: particle models no run trained on) is generated, and the shipped model's
+accuracy on it goes into the card: ``tests/models/test_zoo.py`` regenerates the set and asserts that
+figure within the card's spread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from spizoo import experiment
+from spizoo.models import zoo
+
+FILES = ("best.keras", "config.yaml", "dataset_info.json", "training.json", "history.csv")
+PER_MODEL = 10  # patterns per particle model in the check set: many models, so no one block moves it
+
+
+def best_validation_accuracy(run: Path) -> float:
+    with (run / "history.csv").open() as f:
+        return max(float(row["val_accuracy"]) for row in csv.DictReader(f))
+
+
+def check_accuracy(model: str, config: Path, overrides: list[str]) -> float:
+    """Accuracy of ``model`` on the check set: ``config`` with ``overrides``, generated afresh."""
+    spizoo = str(Path(sys.executable).with_name("spizoo"))
+    sets = [a for o in overrides for a in ("--set", o)]
+    with tempfile.TemporaryDirectory() as tmp:
+        data, report = Path(tmp) / "data", Path(tmp) / "evaluation"
+        subprocess.run([spizoo, "generate", str(config), "--out", str(data), *sets], check=True)
+        subprocess.run([spizoo, "evaluate", model, "--data", f"{data}/*.tfrecord-*", "--out", str(report)], check=True)
+        return float(json.loads((report / "report.json").read_text())["accuracy"])
+
+
+def check_overrides(patterns: int, seed: int) -> list[str]:
+    """What turns the card's config into its check set: new particle models, all of it one test split."""
+    sets = [f"seed={seed}", f"dataset.patterns={patterns}", f"sim.patterns_per_model={PER_MODEL}"]
+    return sets + ["dataset.splits={test: 1.0}", "dataset.shards={test: 1}"]
+
+
+def ranges(config: experiment.Config) -> dict:
+    sim = config.sim
+    return {
+        "shapes": ", ".join(sorted(sim.particle.shapes)),
+        "circumradius_nm": list(sim.particle.circumradius_nm),
+        "photon_energy_eV": list(sim.beam.photon_energy_eV),
+        "fluence_photons_per_um2": [float(f) for f in sim.beam.fluence_photons_per_um2],
+        "detector": f"flat {sim.detector.pixels[0]}x{sim.detector.pixels[1]} pixels of "
+        f"{sim.detector.pixel_size_um[0]:g}-{sim.detector.pixel_size_um[1]:g} um at "
+        f"{sim.detector.distance_m[0]:g}-{sim.detector.distance_m[1]:g} m",
+        "particles_per_pattern": f"0-{sim.cluster.max_particles}",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--name", required=True)
+    parser.add_argument(
+        "--config", required=True, type=Path, help="the config the runs were generated and trained with"
+    )
+    parser.add_argument("--command", required=True, help="the command that trained and evaluated the runs")
+    parser.add_argument("--summary", required=True, help="one line: what the model does")
+    parser.add_argument("--limit", action="append", default=[], help="a known limit (repeat)")
+    parser.add_argument("--check-patterns", type=int, default=300)
+    parser.add_argument("--check-seed", type=int, default=1000)
+    args = parser.parse_args()
+
+    seeds = []
+    for run in args.runs:
+        config = experiment.load(run / "config.yaml")
+        report = json.loads((run / "evaluation" / "report.json").read_text())
+        n = int(np.sum(report["confusion_matrix"]["counts"]))
+        seeds.append({"seed": config.seed, "run": str(run), "accuracy": float(report["accuracy"]), "patterns": n})
+    ship = max(args.runs, key=best_validation_accuracy)
+    accuracies = [s["accuracy"] for s in seeds]
+    out = zoo.ZOO / args.name
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "evaluation").mkdir(parents=True)
+    for f in FILES:
+        shutil.copy(ship / f, out / f)
+    shutil.copy(ship / "evaluation" / "report.json", out / "evaluation" / "report.json")  # the operating point
+    shutil.copy(args.config, out / "data_config.yaml")
+    config = experiment.load(ship / "config.yaml")
+    policy = json.loads((ship / "training.json").read_text())["policy"]
+    overrides = check_overrides(args.check_patterns, args.check_seed)
+    check = check_accuracy(str(out), args.config, overrides)
+    card = {
+        "summary": args.summary,
+        "model": config.model.name,
+        "task": experiment.task(config).name,
+        "precision": f"weights float32, trained with the {policy} policy (mixed_precision: "
+        f"{config.train.mixed_precision})",
+        "data": {
+            "config": args.config.as_posix(),
+            "config_sha256": zoo.config_hash(args.config),
+            "patterns": f"{config.dataset.patterns} patterns, splits {dict(config.dataset.splits)} by particle model",
+        },
+        "training_command": args.command,
+        "shipped_run": {"seed": config.seed, "chosen_by": "best validation accuracy"},
+        "test": {
+            "metric": "five-class accuracy",
+            "seeds": [{k: v for k, v in s.items() if k != "run"} for s in seeds],
+            "mean": float(np.mean(accuracies)),
+            "spread": float(np.ptp(accuracies)),
+        },
+        "check": {
+            "patterns": args.check_patterns,
+            "overrides": overrides,
+            "accuracy": check,
+            "how": "spizoo generate data_config.yaml --out DIR --set OVERRIDE …; spizoo evaluate zoo:NAME --data "
+            "'DIR/*.tfrecord-*' --out REPORT",
+        },
+        "ranges": ranges(config),
+        "limits": args.limit,
+    }
+    (out / zoo.CARD).write_text(yaml.safe_dump(card, sort_keys=False, width=110))
+    print(yaml.safe_dump(card, sort_keys=False, width=110))
+
+
+if __name__ == "__main__":
+    main()
