@@ -215,6 +215,8 @@ def _interrupt(argv: list[str], working, cwd: Path) -> tuple[int, str, dict[int,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # Ctrl-C's default, as in a terminal: a shell's background job inherits SIGINT ignored, and so would spizoo.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not working() and proc.poll() is None and time.monotonic() < deadline:
