@@ -87,7 +87,17 @@ def main() -> None:
         config = experiment.load(run / "config.yaml")
         report = json.loads((run / "evaluation" / "report.json").read_text())
         n = int(np.sum(report["confusion_matrix"]["counts"]))
-        seeds.append({"seed": config.seed, "run": str(run), "accuracy": float(report["accuracy"]), "patterns": n})
+        point = report["operating_point"]
+        seeds.append(
+            {
+                "seed": config.seed,
+                "run": str(run),
+                "accuracy": float(report["accuracy"]),
+                "patterns": n,
+                "single_hits_kept": float(point["true_positive_rate"]),
+                "at_false_positive_rate": float(point["false_positive_rate"]),
+            }
+        )
     ship = max(args.runs, key=best_validation_accuracy)
     accuracies = [s["accuracy"] for s in seeds]
     out = zoo.ZOO / args.name
@@ -111,7 +121,9 @@ def main() -> None:
         "data": {
             "config": args.config.as_posix(),
             "config_sha256": zoo.config_hash(args.config),
-            "patterns": f"{config.dataset.patterns} patterns, splits {dict(config.dataset.splits)} by particle model",
+            "patterns": f"{config.dataset.patterns} patterns in models of {config.sim.patterns_per_model}; splits "
+            + ", ".join(f"{k} {v:g}" for k, v in config.dataset.splits.items())
+            + " by particle model",
         },
         "training_command": args.command,
         "shipped_run": {"seed": config.seed, "chosen_by": "best validation accuracy"},
@@ -131,8 +143,9 @@ def main() -> None:
         "ranges": ranges(config),
         "limits": args.limit,
     }
-    (out / zoo.CARD).write_text(yaml.safe_dump(card, sort_keys=False, width=110))
-    print(yaml.safe_dump(card, sort_keys=False, width=110))
+    text = yaml.safe_dump(card, sort_keys=False, width=110, allow_unicode=True)
+    (out / zoo.CARD).write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ DESCRIPTION = """\
     example:
       spizoo zoo list
       spizoo zoo show hits-resnet10
-      spizoo simulate configs/quickstart.yaml -n 8 --out out/zoo_demo
+      spizoo simulate configs/experiments/e1_resnet10_hits.yaml -n 8 --out out/zoo_demo
       spizoo classify zoo:hits-resnet10 out/zoo_demo/patterns.cxi --out out/zoo_demo/results.h5
     """
 
@@ -63,11 +63,19 @@ def summary_rows(summary: dict, args: argparse.Namespace) -> list[tuple[str, str
         ("command", card["training_command"]),
         ("test", _accuracy(card)),
     ]
-    rows += [(f"  seed {s['seed']}", f"{s['accuracy']:.1%} on {s['patterns']} test patterns") for s in test["seeds"]]
+    rows += [(f"  seed {s['seed']}", _seed(s)) for s in test["seeds"]]
     rows.append(("check", f"{card['check']['accuracy']:.1%} on {card['check']['patterns']} regenerated patterns"))
     rows += [("limit", limit) for limit in card["limits"]]
     rows.append(("use", f"spizoo classify {zoo.PREFIX}{next(iter(summary['models']))} FILES --out results.h5"))
     return rows
+
+
+def _seed(seed: dict) -> str:
+    text = f"{seed['accuracy']:.1%} on {seed['patterns']} test patterns"
+    if "single_hits_kept" in seed:
+        kept, fp = seed["single_hits_kept"], seed["at_false_positive_rate"]
+        text += f"; single hits kept {kept:.1%} at {fp:.1%} false positives"
+    return text
 
 
 def _accuracy(card: dict) -> str:
