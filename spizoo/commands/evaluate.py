@@ -140,7 +140,6 @@ def evaluate(
     output_dir(out, "the report directory")
     config, task = load_run(run_dir)
     images, labels, targets, shapes, params = load_examples(pattern, config.data.crop)  # before TensorFlow loads
-    photons = images.sum(axis=(1, 2), dtype=np.float64)
     model = load_model(run_dir / "best.keras")
     predict = _predictor(config, run_dir, images, batch_size)
     outputs = predict(model).astype(np.float64)
@@ -164,6 +163,7 @@ def evaluate(
             wrong = predicted != labels
             calls = np.array(CLASS_NAMES)[predicted]
             titles = [f"true {CLASS_NAMES[t]} → {CLASS_NAMES[p]}" for t, p in zip(labels, predicted, strict=True)]
+        photons = images.sum(axis=(1, 2), dtype=np.float64)  # in the model's view
         report["accuracy_by"] = physics_report(~wrong, labels, photons, params)
         plots.accuracy_by(report["accuracy_by"], out / "accuracy_by_physics.png")
         _write_patterns(out / "patterns.csv", labels, outputs, calls, photons, shapes, params)
