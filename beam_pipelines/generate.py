@@ -47,6 +47,7 @@ from spizoo.beam_pipelines.runners import run_pipeline
 from spizoo.core import seeds
 from spizoo.core.config import config_hash, to_dict
 from spizoo.data import schema, tfrecord
+from spizoo.data.frame_check import merged_range, value_range
 from spizoo.sim import spi
 
 log = logging.getLogger(__name__)
@@ -335,27 +336,6 @@ class SimulateUnit(beam.DoFn):
 def _read_stats(path: str) -> tuple[int, np.ndarray, np.ndarray]:
     z = np.load(io.BytesIO(storage.read(path + ".stats.npz")))
     return int(z["n"]), z["mean"], z["m2"]
-
-
-def value_range(images: list[np.ndarray]) -> list | None:
-    """``[min, max, all integer]`` of the values of ``images`` (NaN left out; ``None`` for none): a part of what
-    a model was trained on, checked against the frames it is given (:mod:`spizoo.data.frame_check`)."""
-    if not images:
-        return None
-    stack = np.stack(images)
-    finite = stack[np.isfinite(stack)]
-    if not finite.size:
-        return None
-    return [float(finite.min()), float(finite.max()), bool(np.all(finite == np.round(finite)))]
-
-
-def merged_range(ranges) -> list | None:
-    """:func:`value_range` of the union of the ``ranges`` (``None`` ones, of chunks that had no images or were
-    written by an earlier spizoo, are left out)."""
-    ranges = [r for r in ranges if r]
-    if not ranges:
-        return None
-    return [min(r[0] for r in ranges), max(r[1] for r in ranges), all(r[2] for r in ranges)]
 
 
 class WriteShard(beam.DoFn):

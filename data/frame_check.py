@@ -52,6 +52,27 @@ class FrameGeometry:
         return self.pixel_size_m / self.distance_m
 
 
+def value_range(images: list[np.ndarray]) -> list | None:
+    """``[min, max, all integer]`` of the values of ``images`` (NaN left out; ``None`` for none): a part of what
+    a model was trained on (``dataset_info.json``'s ``stats.values``), checked against the frames it is given."""
+    if not images:
+        return None
+    stack = np.stack(images)
+    finite = stack[np.isfinite(stack)]
+    if not finite.size:
+        return None
+    return [float(finite.min()), float(finite.max()), bool(np.all(finite == np.round(finite)))]
+
+
+def merged_range(ranges) -> list | None:
+    """:func:`value_range` of the union of the ``ranges`` (``None`` ones, of chunks that had no images or were
+    written by an earlier spizoo, are left out)."""
+    ranges = [r for r in ranges if r]
+    if not ranges:
+        return None
+    return [min(r[0] for r in ranges), max(r[1] for r in ranges), all(r[2] for r in ranges)]
+
+
 def _pair(value) -> tuple[float, float] | None:
     return (float(value[0]), float(value[1])) if value else None
 

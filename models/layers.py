@@ -10,15 +10,24 @@ fewer, larger TensorFlow ops (docs/BENCHMARKS.md, "Model training step").
   float: a quarter of the random-number work, and a keep mask of exactly the same Bernoulli(1 - rate).
 
 Both are drop-in subclasses (same config, same variables), so models saved with Keras's layers load into
-them and the other way round.
+them and the other way round. On another Keras backend (JAX, torch: no TensorFlow installed) both compute
+exactly as Keras's own layers do.
 """
 
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
-FUSED_DTYPES = (tf.float32, tf.bfloat16, tf.float16)
+FUSED_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _tensorflow():
+    """TensorFlow, when it is Keras's backend; None otherwise (these layers then are Keras's own)."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    return tf
 
 
 @keras.saving.register_keras_serializable("spizoo")
@@ -34,11 +43,12 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             and axis in (-1, 3)
             and not self.renorm
             and not self.synchronized
-            and inputs.dtype in FUSED_DTYPES
+            and keras.backend.standardize_dtype(inputs.dtype) in FUSED_DTYPES
         )
 
     def call(self, inputs, training=None, mask=None):
-        if not (training and self.trainable) or not self._fusable(inputs, mask):
+        tf = _tensorflow()
+        if tf is None or not (training and self.trainable) or not self._fusable(inputs, mask):
             # Inference is Keras's own: a few element-wise ops with the moving statistics, and TensorFlow's graph
             # optimiser would fuse FusedBatchNormV3 with a following tanh, which its CPU kernels cannot run.
             return super().call(inputs, training=training, mask=mask)
@@ -63,8 +73,9 @@ class ByteDropout(keras.layers.Dropout):
     and kept elements are scaled by 1/(1 − rate). Other rates and noise shapes use Keras's own."""
 
     def call(self, inputs, training=False):
-        threshold = self.rate * 256
-        if not (training and self.rate > 0) or self.noise_shape is not None or threshold != int(threshold):
+        tf, threshold = _tensorflow(), self.rate * 256
+        whole = threshold == int(threshold)
+        if tf is None or not (training and self.rate > 0) or self.noise_shape is not None or not whole:
             return super().call(inputs, training=training)
         size = tf.size(inputs)
         seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)  # as Keras's

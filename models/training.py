@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import itertools
 import json
 import os
 import sys
@@ -85,6 +86,17 @@ def make_strategy(name: str):
     return tf.distribute.get_strategy()
 
 
+def learning_rate(tc, steps_per_epoch: int):
+    """Adam's learning rate for ``train:`` config ``tc``: ``learning_rate`` itself, or with ``schedule: cosine``
+    a schedule that decays it along a cosine to 0 over ``epochs × steps_per_epoch`` optimizer steps (it counts
+    the optimizer's own steps, so a resumed run goes on where it stopped)."""
+    import keras  # loads TensorFlow: only when used
+
+    if tc.schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(tc.learning_rate, decay_steps=tc.epochs * steps_per_epoch)
+    return tc.learning_rate
+
+
 def reseed_callback(seed: int):
     """A callback that sets every random layer's seed state from (seed, epoch, layer) at each epoch's start.
 
@@ -120,7 +132,8 @@ def worker_run_dir(run_dir: Path, strategy: str) -> Path:
 def batch_norm_statistics_callback(dataset, batches: int):
     """A callback that, before each validation (and so before each checkpoint), recomputes every batch-norm
     layer's moving mean and variance as the average over ``batches`` shuffled training batches, with the
-    current weights and dropout off ("precise" statistics).
+    current weights and dropout off ("precise" statistics). ``dataset``: an iterable of (inputs, labels)
+    batches; a ``tf.data.Dataset`` starts again at each validation, a generator goes on.
 
     Keras' moving averages (momentum 0.99) lag the weights: in the seed-000 ResNet-10, whose L2 penalty
     keeps shrinking the kernels that batch norm rescales, they stayed far from the batch statistics and the
@@ -139,7 +152,7 @@ def batch_norm_statistics_callback(dataset, batches: int):
             for la in drops:
                 la.rate = 0.0
             try:
-                for i, (x, _) in enumerate(dataset.take(batches)):
+                for i, (x, _) in enumerate(itertools.islice(dataset, batches)):
                     for la in norms:
                         la.momentum = i / (i + 1)  # a running average over the batches seen
                     self.model(x, training=True)
@@ -364,6 +377,10 @@ def _fit(config, info: dict, data_dir: str, run_dir: Path, first: int, policy: s
 
     crop = config.data.crop
     data_cfg, in_graph = pipeline_config(config.data)
+    train_pattern = dfiles.join(data_dir, f"*-{tc.train_split}.tfrecord-*")
+    steps = steps_per_epoch(train_pattern, data_cfg, info)
+    if steps < 1:
+        raise ValueError(f"the training split has fewer examples than one batch of {data_cfg.batch_size}")
     with strategy.scope():
         model = registry.build(
             config.model.name, input_shape=(crop, crop, 1), standardize=in_graph, **config.model.options
@@ -374,13 +391,12 @@ def _fit(config, info: dict, data_dir: str, run_dir: Path, first: int, policy: s
             )
         task = registry.task(config.model.name)
         model.compile(
-            optimizer=keras.optimizers.Adam(tc.learning_rate),
+            optimizer=keras.optimizers.Adam(learning_rate(tc, steps)),
             loss=task.loss,
             metrics=relative_error_metrics() if task.metrics == "relative_error" else ["accuracy"],
             jit_compile=False,  # XLA made ResNet-34 training ten times slower on this CPU (benchmarks/train_step.py)
         )
 
-    train_pattern = dfiles.join(data_dir, f"*-{tc.train_split}.tfrecord-*")
     train_ds = make_dataset(
         train_pattern, data_cfg, training=True, seed=config.seed, info=info, epochs=(first, tc.epochs)
     )
@@ -389,9 +405,6 @@ def _fit(config, info: dict, data_dir: str, run_dir: Path, first: int, policy: s
     # Told its length, Keras does not warn that the validation data "ran out" after the first pass; under
     # multi-worker training each worker validates on its own share, whose length Keras finds itself.
     val_steps = None if tc.strategy == "multi_worker" else -(-count_examples(val_pattern, info) // data_cfg.batch_size)
-    steps = steps_per_epoch(train_pattern, data_cfg, info)
-    if steps < 1:
-        raise ValueError(f"the training split has fewer examples than one batch of {data_cfg.batch_size}")
     statistics_batches = make_dataset(
         train_pattern, data_cfg, training=True, seed=config.seed + 1, info=info, epochs=(0, 1)
     )

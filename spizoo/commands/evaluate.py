@@ -166,7 +166,7 @@ def evaluate(
         photons = images.sum(axis=(1, 2), dtype=np.float64)  # in the model's view
         report["accuracy_by"] = physics_report(~wrong, labels, photons, params)
         plots.accuracy_by(report["accuracy_by"], out / "accuracy_by_physics.png")
-        _write_patterns(out / "patterns.csv", labels, outputs, calls, photons, shapes, params)
+        write_patterns(out / "patterns.csv", labels, outputs, calls, photons, shapes, params)
         shown = np.flatnonzero(wrong)[:GRID_EXAMPLES]
         report["misclassified"] = int(wrong.sum())
         if len(shown):
@@ -190,7 +190,7 @@ def evaluate(
     return report
 
 
-def _write_patterns(path: Path, labels, outputs, calls, photons, shapes, params: dict) -> None:
+def write_patterns(path: Path, labels, outputs, calls, photons, shapes, params: dict) -> None:
     """One row a pattern: its index in --data, label, the model's call and scores, and its physics."""
     scores = outputs if outputs.ndim == 2 else outputs[:, None]
     heads = [f"p_{n}" for n in CLASS_NAMES] if scores.shape[1] == len(CLASS_NAMES) else ["p_single"]

@@ -138,6 +138,20 @@ def test_missing_split_is_a_clear_error(data_dir, tmp_path):
         training.train(config, data_dir, tmp_path / "run")
 
 
+def test_cosine_schedule_decays_the_rate_to_zero_over_the_run(data_dir, tmp_path):
+    tc = training.TrainConfig(epochs=4, learning_rate=1e-3, schedule="cosine")
+    rate = training.learning_rate(tc, steps_per_epoch=10)
+    assert [float(rate(s)) for s in (0, 20)] == pytest.approx([1e-3, 5e-4]) and float(rate(40)) < 1e-12
+    assert training.learning_rate(training.TrainConfig(learning_rate=2e-3), 10) == 2e-3
+    with pytest.raises(ValueError, match="schedule must be one of constant, cosine, got 'linear'"):
+        training.TrainConfig(schedule="linear")
+    # In a run: the saved optimizer has taken every step, and its rate has reached 0.
+    config = load("configs/quickstart.yaml", [*TRAIN, "train.epochs=2", "train.schedule=cosine"])
+    training.train(config, data_dir, tmp_path / "run")
+    optimizer = load_model(tmp_path / "run" / "last.keras").optimizer
+    assert int(optimizer.iterations.numpy()) > 0 and float(optimizer.learning_rate.numpy()) < 1e-12
+
+
 @pytest.mark.slow
 def test_sigkill_mid_training_then_the_same_command_ends_where_an_uninterrupted_run_ends(data_dir, tmp_path):
     sets = []

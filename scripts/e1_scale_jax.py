@@ -1,0 +1,624 @@
+"""Experiment 1 (seed 000 §5.1) at the paper's scale, and its learning curve, on one GPU node with Keras 3 on
+JAX: for the GPU nodes that have JAX but no TensorFlow, where ``scripts/paper_scale_gpu.sh`` cannot run
+(docs/RESULTS.md §7). It runs on Keras's TensorFlow backend too (as its test does, at a tiny scale).
+
+    KERAS_BACKEND=jax python scripts/e1_scale_jax.py run --out DIR [--budget-s 500] [--processes 8]
+    python scripts/e1_scale_jax.py plot DIR/runs.jsonl --out docs/results/e1_learning_curve.png
+    python scripts/e1_scale_jax.py rundir OLD/runs.jsonl --out DIR   # runs made before run wrote directories
+
+On a node without spizoo installed, put a folder on ``PYTHONPATH`` that holds a copy of ``spizoo/`` with
+links ``sim``, ``data``, ``models``, ``beam_pipelines`` and ``serving`` to the repository's folders of those
+names inside it, and carry Keras, optree, namex, finufft and google-crc32c as wheels if the node lacks them.
+
+``run`` simulates one pool of particle models with :mod:`spizoo.sim` (the e1 config, its 50 patterns per
+model; in parallel on the node's cores), and a test set of many particle models (``--test-models`` models
+of ``--test-patterns-per-model`` patterns, another seed), so that no model's block of patterns moves the
+figure. Then it trains the e1 ResNet-10 (``registry.build``, with Keras's own batch norm and dropout, which
+:mod:`spizoo.models.layers` equals) as ``spizoo train`` does: Adam at the config's rate, its batch size and
+epochs, random flips, precise batch-norm statistics before each validation and the best validation loss's
+weights kept (``spizoo.models.training``'s callbacks); then the test set, reported by
+:func:`spizoo.models.evaluation.classifier_report` and ``physics_report``. Runs: the paper's 58,000 training
+patterns with ``--paper-seeds``, nested smaller training sets (halving the particle models) with
+``--curve-seeds``, each run a subset of models drawn by its seed, and (``--variants``) a cosine learning-rate
+decay and three times the epochs beside the curve's runs of the same size. Several runs share the GPU at
+once, one per process.
+
+A run that would not finish inside ``--budget-s`` stops there and is written with ``complete: false``; one
+that could not start in time, with ``skipped``. Written to ``--out``: ``runs.jsonl`` (a line per run, as it
+finishes), ``environment.json``, and for each paper-scale run a run directory ``e1_paper_seed<S>/`` as
+``spizoo train`` and ``evaluate`` leave one (:func:`write_run`), which classify, export, evaluate and
+``scripts/zoo_entry.py`` take.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import itertools
+import json
+import multiprocessing as mp
+import os
+import queue
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+CONFIG = "configs/experiments/e1_resnet10_hits.yaml"
+PAPER_TRAIN_PATTERNS = 58_000  # seed 000 §5.1: 58,000 training, 1,000 validation, 1,000 test patterns
+VALIDATION_PATTERNS = 1_000
+
+
+# ---- simulation (worker processes; numpy and finufft only) -------------------------------------------------
+
+
+def _simulate_model(task) -> list[tuple]:
+    """Writes one particle model's patterns, log-normalised and cropped as the pipeline does, into rows
+    ``first …`` of the memory-mapped image file; returns each pattern's label and physics."""
+    from spizoo.data.frame_check import value_range
+    from spizoo.data.pipeline import centre_crop
+    from spizoo.sim import spi
+
+    sim_cfg, seed, model_index, first, images_path, crop = task
+    images = np.load(images_path, mmap_mode="r+")
+    meta = []
+    for k, p in enumerate(spi.simulate_model(sim_cfg, seed, model_index)):
+        photons = centre_crop(p.image, crop).astype(np.float32)
+        images[first + k] = np.log10(1.0 + np.maximum(photons, 0.0))  # the pipeline's normalize: log
+        meta.append(
+            (
+                p.label,
+                float(photons.sum()),
+                p.model.shape,
+                p.model.circumradius_nm,
+                p.fluence_photons_per_um2,
+                value_range([photons]),
+            )
+        )
+    images.flush()
+    return meta
+
+
+def simulate(sim_cfg, seed: int, models: int, crop: int, path: Path, pool) -> dict[str, np.ndarray]:
+    per = sim_cfg.patterns_per_model
+    images = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(models * per, crop, crop))
+    del images
+    tasks = [(sim_cfg, seed, m, m * per, str(path), crop) for m in range(models)]
+    rows = [r for meta in pool.imap(_simulate_model, tasks, chunksize=4) for r in meta]
+    names = ("label", "photons", "shape", "circumradius_nm", "fluence_photons_per_um2")
+    columns = {n: np.array([r[i] for r in rows]) for i, n in enumerate(names)}
+    columns["values"] = [r[-1] for r in rows]  # [min, max, integer] of each pattern
+    columns["model"] = np.repeat(np.arange(models), per)
+    return columns
+
+
+# ---- training (one process per concurrent run; Keras on JAX) ----------------------------------------------
+
+
+def _batches(images, labels, rows: np.ndarray, batch: int, seed: int):
+    """Endless shuffled batches of ``rows`` with random horizontal and vertical flips (seed 000 §4.1), the
+    last partial batch of each epoch dropped, as ``spizoo train``'s pipeline gives them."""
+    rng = np.random.default_rng(seed)
+    for _ in itertools.count():
+        order = rng.permutation(rows)
+        for start in range(0, len(order) - batch + 1, batch):
+            idx = np.sort(order[start : start + batch])
+            x = np.array(images[idx])
+            flips = rng.random((batch, 2)) < 0.5
+            x[flips[:, 0]] = x[flips[:, 0], :, ::-1]
+            x[flips[:, 1]] = x[flips[:, 1], ::-1, :]
+            yield x[..., None], labels[idx]
+
+
+def _train_run(job: dict, setup: dict) -> dict:
+    import keras
+
+    from spizoo.commands.evaluate import write_patterns
+    from spizoo.core.labels import CLASS_NAMES
+    from spizoo.models import evaluation, registry
+    from spizoo.models.training import (
+        BATCH_NORM_BATCHES,
+        batch_norm_statistics_callback,
+        learning_rate,
+        reseed_callback,
+    )
+
+    images = np.load(setup["pool_images"], mmap_mode="r")
+    labels = np.load(setup["pool_labels"])
+    per, seed, batch = setup["patterns_per_model"], job["seed"], setup["batch_size"]
+    rng = np.random.default_rng([seed, job["models"]])
+    chosen = np.sort(rng.choice(setup["train_models"], size=job["models"], replace=False))
+    rows = (chosen[:, None] * per + np.arange(per)).ravel()
+    val_rows = np.arange(setup["train_models"] * per, len(labels))
+    x_val, y_val = np.array(images[val_rows])[..., None], labels[val_rows]
+
+    keras.utils.set_random_seed(seed)
+    keras.mixed_precision.set_dtype_policy(setup["precision"])
+    name = setup["model"]
+
+    def build():
+        return registry.build(name, input_shape=x_val.shape[1:], standardize=False, keras_layers=True)
+
+    epochs, steps = job.get("epochs", setup["epochs"]), len(rows) // batch
+    schedule = job.get("schedule", setup["train"].schedule)
+    rate = learning_rate(dataclasses.replace(setup["train"], epochs=epochs, schedule=schedule), steps)
+    model = build()
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss=registry.task(name).loss, metrics=["accuracy"])
+    best = {"val_loss": np.inf, "epoch": -1, "weights": None}
+    deadline, stopped = setup["deadline"], []
+
+    class KeepBest(keras.callbacks.Callback):  # spizoo train's best.keras: the lowest validation loss
+        def on_epoch_end(self, epoch, logs=None):
+            if float(logs["val_loss"]) < best["val_loss"]:
+                best.update(val_loss=float(logs["val_loss"]), epoch=epoch, weights=self.model.get_weights())
+
+    class Deadline(keras.callbacks.Callback):
+        def on_train_batch_end(self, step, logs=None):
+            if step % 50 == 0 and time.time() > deadline:
+                self.model.stop_training = True
+                stopped.append(step)
+
+    start = time.time()
+    history = model.fit(
+        _batches(images, labels, rows, batch, seed),
+        steps_per_epoch=steps,
+        epochs=epochs,
+        validation_data=(x_val, y_val),
+        validation_batch_size=batch,
+        callbacks=[
+            reseed_callback(seed),
+            batch_norm_statistics_callback(_batches(images, labels, rows, batch, seed + 1), BATCH_NORM_BATCHES),
+            KeepBest(),
+            Deadline(),
+        ],
+        verbose=0,
+    )
+    train_s = time.time() - start
+    epochs_done = len(history.history.get("loss", []))
+    if best["weights"] is not None:
+        model.set_weights(best["weights"])
+
+    test_images = np.load(setup["test_images"], mmap_mode="r")
+    test = {
+        k: np.load(setup["test_columns"])[k]
+        for k in ("label", "photons", "shape", "circumradius_nm", "fluence_photons_per_um2")
+    }
+    probabilities = model.predict(np.asarray(test_images)[..., None], batch_size=512, verbose=0).astype(np.float64)
+    report = evaluation.classifier_report(probabilities, test["label"], test["shape"], target_fpr=0.01)
+    correct = probabilities.argmax(1) == test["label"]
+    params = {k: test[k] for k in ("circumradius_nm", "fluence_photons_per_um2")}
+    report["accuracy_by"] = evaluation.physics_report(correct, test["label"], test["photons"], params)
+    result = {
+        **job,
+        "train_patterns": int(len(rows)),
+        "epochs_done": epochs_done,
+        "complete": not stopped and epochs_done == epochs,
+        "backend": keras.backend.backend(),
+        "device": _device(),
+        "precision": setup["precision"],
+        "best_epoch": best["epoch"] + 1,
+        "train_s": round(train_s, 1),
+        "train_steps_per_s": round(steps * epochs_done / train_s, 1) if train_s else None,
+        "history": {k: [round(float(v), 5) for v in vs] for k, vs in history.history.items()},
+        "test": report,
+    }
+    if job["role"] == "paper":
+
+        def save(path: Path) -> None:
+            keras.mixed_precision.set_dtype_policy("float32")  # a model CPUs serve: float32 weights and compute
+            saved = build()
+            saved.set_weights(model.get_weights())
+            saved.save(path)
+
+        def patterns(path: Path) -> None:
+            calls = np.array(CLASS_NAMES)[probabilities.argmax(1)]
+            write_patterns(path, test["label"], probabilities, calls, test["photons"], test["shape"], params)
+
+        write_run(
+            Path(setup["out"]) / f"e1_paper_seed{seed}",
+            setup["run_configs"][seed],
+            setup["info"],
+            result,
+            save,
+            patterns,
+        )
+    return result
+
+
+def _trainer(jobs, results, setup: dict) -> None:
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several processes share the GPU
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import warnings
+
+    import keras
+
+    # Keras on a generator ("shuffle=True … ignored") and JAX's int32 labels: expected, said once per run.
+    warnings.filterwarnings("ignore", category=UserWarning, module="(keras|jax)")
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", setup["jax_cache"])  # later runs reuse the first's XLA code
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    seconds_per_step = 0.0  # this process's last run, with the GPU shared as it was then
+    while True:
+        try:
+            job = jobs.get(timeout=1)  # all were put before the processes started
+        except queue.Empty:
+            return
+        steps = job["models"] * setup["patterns_per_model"] // setup["batch_size"]
+        needed = steps * job.get("epochs", setup["epochs"]) * seconds_per_step + 20
+        if time.time() + needed > setup["deadline"]:  # a run that cannot finish would only slow the others
+            results.put({**job, "skipped": f"needs ~{needed:.0f} s, beyond --budget-s"})
+            continue
+        try:
+            result = _train_run(job, setup)
+            results.put(result)
+            seconds_per_step = result["train_s"] / max(result["epochs_done"] * steps, 1)
+        except Exception as err:  # noqa: BLE001 - reported with its run; the other runs go on
+            results.put({**job, "error": f"{type(err).__name__}: {err}"})
+
+
+# ---- the command --------------------------------------------------------------------------------------------
+
+
+def run(args) -> None:
+    from spizoo import experiment
+
+    t0 = time.time()
+    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # should JAX start here too: the GPU is the runs'
+    out, work = Path(args.out), Path(args.work)
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    config = experiment.load(args.config, args.set)
+    if config.data.normalize != "log":
+        raise SystemExit(
+            f"{args.config}: this script normalises as data.normalize: log; the config has {config.data.normalize!r}"
+        )
+    per = config.sim.patterns_per_model
+    train_models = args.train_patterns // per
+    val_models = args.validation_patterns // per
+    test_cfg = experiment.load(args.config, [*args.set, f"sim.patterns_per_model={args.test_patterns_per_model}"])
+    crop = config.data.crop
+
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(args.sim_processes) as pool:
+        pool_cols = simulate(config.sim, config.seed, train_models + val_models, crop, work / "pool.npy", pool)
+        t_pool = time.time() - t0
+        test_cols = simulate(test_cfg.sim, args.test_seed, args.test_models, crop, work / "test.npy", pool)
+    t_sim = time.time() - t0
+    np.save(work / "pool_labels.npy", pool_cols["label"])
+    np.savez(work / "test_columns.npz", **{k: v for k, v in test_cols.items() if k != "values"})
+    print(
+        f"simulated {len(pool_cols['label'])} + {len(test_cols['label'])} patterns in {t_sim:.0f} s "
+        f"(pool {t_pool:.0f} s, {args.sim_processes} processes)",
+        flush=True,
+    )
+
+    setup = {
+        "pool_images": str(work / "pool.npy"),
+        "pool_labels": str(work / "pool_labels.npy"),
+        "test_images": str(work / "test.npy"),
+        "test_columns": str(work / "test_columns.npz"),
+        "patterns_per_model": per,
+        "train_models": train_models,
+        "batch_size": config.data.batch_size,
+        "epochs": args.epochs or config.train.epochs,
+        "train": config.train,
+        "model": config.model.name,
+        "precision": args.precision,
+        "out": str(out),
+        "run_configs": {s: paper_config(args, s, train_models, val_models) for s in args.paper_seeds},
+        "info": dataset_info(config, pool_cols, test_cols, train_models),
+        "jax_cache": str(work / "jax_cache"),
+        "deadline": t0 + args.budget_s,
+    }
+    jobs = [{"role": "paper", "models": train_models, "seed": s} for s in args.paper_seeds]
+    sizes = [train_models // 2**k for k in range(1, args.curve_sizes + 1)]
+    jobs += [{"role": "curve", "models": m, "seed": s} for m in sizes for s in args.curve_seeds]
+    # What costs no extra data (issue 15, part 2), beside the curve's runs of the same size and seeds:
+    # a cosine learning-rate decay at a quarter of the data, and three times the epochs at a sixteenth.
+    if args.variants:
+        jobs += [
+            {"role": "variant", "models": train_models // 4, "seed": s, "schedule": "cosine"} for s in args.curve_seeds
+        ]
+        jobs += [
+            {"role": "variant", "models": train_models // 16, "seed": s, "epochs": 3 * setup["epochs"]}
+            for s in args.curve_seeds
+        ]
+    jobs = [j for j in jobs if j["models"] * per >= setup["batch_size"]]  # at least one batch
+    job_queue, results = ctx.Queue(), ctx.Queue()
+    for job in jobs:
+        job_queue.put(job)
+    trainers = [ctx.Process(target=_trainer, args=(job_queue, results, setup)) for _ in range(args.processes)]
+    for p in trainers:
+        p.start()
+    environment = {
+        "simulate_s": round(t_sim, 1),
+        "config": args.config,
+        "overrides": args.set,
+        "train_models": train_models,
+        "validation_models": val_models,
+        "test_models": args.test_models,
+        "test_patterns_per_model": args.test_patterns_per_model,
+        "test_seed": args.test_seed,
+        "processes": args.processes,
+        "budget_s": args.budget_s,
+        **_versions(),
+    }
+    (out / "environment.json").write_text(json.dumps(environment, indent=2))
+    with (out / "runs.jsonl").open("a") as f:
+        for _ in jobs:
+            while True:
+                try:
+                    r = results.get(timeout=10)
+                    break
+                except queue.Empty:
+                    if not any(p.is_alive() for p in trainers):
+                        raise SystemExit("every training process has ended without reporting all runs") from None
+            f.write(json.dumps(r) + "\n")
+            f.flush()
+            acc = r.get("test", {}).get("accuracy")
+            state = (
+                r.get("error")
+                or r.get("skipped")
+                or (f"test {acc:.1%}, {r['epochs_done']} epochs, {r['train_s']:.0f} s, complete={r['complete']}")
+            )
+            print(f"{time.time() - t0:5.0f} s  {describe(r, per)}: {state}", flush=True)
+    for p in trainers:
+        p.join()
+
+
+def _device() -> str:
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return str(jax.devices()[0].device_kind)
+    return keras.backend.backend() + " default device"
+
+
+def dataset_info(config, pool: dict, test: dict, train_models: int) -> dict:
+    """What ``spizoo generate`` records of a dataset (``dataset_info.json``), for the arrays simulated here:
+    what inference and its frame check read (image shape, kind, the training frames' values, sampling), the
+    splits and the config. There are no TFRecord files."""
+    import spizoo
+    from spizoo.core.config import to_dict
+    from spizoo.data.frame_check import merged_range
+
+    def split(columns: dict, rows: np.ndarray) -> dict:
+        labels, counts = np.unique(columns["label"][rows], return_counts=True)
+        return {
+            "models": len(np.unique(columns["model"][rows])),
+            "patterns": int(rows.sum()),
+            "classes": {str(k): int(n) for k, n in zip(labels, counts, strict=True)},
+        }
+
+    train = pool["model"] < train_models
+    crop = config.data.crop
+    return {
+        "name": config.dataset.name,
+        "spizoo_version": spizoo.__version__,
+        "kind": config.sim.kind,
+        "image_shape": [crop, crop],
+        "made_by": "scripts/e1_scale_jax.py: simulated into memory (no TFRecord files); test: new particle models",
+        "splits": {
+            "train": split(pool, train),
+            "validation": split(pool, ~train),
+            "test": split(test, np.ones(len(test["label"]), bool)),
+        },
+        "stats": {
+            "split": "train",
+            "count": int(train.sum()),
+            "values": merged_range(v for v, t in zip(pool["values"], train, strict=True) if t),
+        },
+        "sampling": config.sim.sampling(),
+        "config": to_dict(config),
+    }
+
+
+def paper_config(args, seed: int, train_models: int, val_models: int):
+    """The resolved config of a paper-scale run, as ``spizoo train`` would record it."""
+    from spizoo import experiment
+
+    config = experiment.load(args.config, args.set)
+    train = train_models / (train_models + val_models)
+    return experiment.load(
+        args.config,
+        [
+            *args.set,
+            f"seed={seed}",
+            f"dataset.patterns={(train_models + val_models) * config.sim.patterns_per_model}",
+            f"dataset.splits={{train: {train!r}, validation: {1 - train!r}}}",
+            "dataset.shards={train: 1, validation: 1}",
+            f"train.epochs={args.epochs or config.train.epochs}",
+            f"train.mixed_precision={args.precision}",
+        ],
+    )
+
+
+def write_run(run_dir: Path, config, info: dict, result: dict, save_model, write_patterns) -> None:
+    """A run directory as ``spizoo train`` and ``spizoo evaluate`` leave one, which everything that takes a
+    run takes (classify, export, evaluate, ``scripts/zoo_entry.py``): ``best.keras`` (``save_model(path)``),
+    ``config.yaml``, ``dataset_info.json``, ``training.json``, ``history.csv`` and ``evaluation/report.json``
+    and ``patterns.csv`` (``write_patterns(path)``). Written under ``RUN.partial``, then renamed."""
+    import shutil
+
+    from spizoo.core.config import dump_config
+
+    tmp = run_dir.with_name(run_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "evaluation").mkdir(parents=True)
+    save_model(tmp / "best.keras")
+    dump_config(config, tmp / "config.yaml")
+    (tmp / "dataset_info.json").write_text(json.dumps(info, indent=1))
+    history = result["history"]
+    training = {
+        "policy": result["precision"],
+        "strategy": f"one process, Keras on {result['backend']} ({result['device']}), scripts/e1_scale_jax.py",
+        "epochs": result["epochs_done"],
+        "resumed_from_epoch": 0,
+        "best_epoch": result["best_epoch"],
+        "train_s": result["train_s"],
+        "final": {k: v[-1] for k, v in history.items()},
+    }
+    (tmp / "training.json").write_text(json.dumps(training, indent=2))
+    with (tmp / "history.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["epoch", *history])
+        writer.writerows([e, *(history[k][e] for k in history)] for e in range(result["epochs_done"]))
+    (tmp / "evaluation" / "report.json").write_text(json.dumps(result["test"], indent=1))
+    write_patterns(tmp / "evaluation" / "patterns.csv")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    os.replace(tmp, run_dir)
+
+
+def describe(job: dict, per: int) -> str:
+    extra = "".join(f", {k} {job[k]}" for k in ("schedule", "epochs") if k in job and job["role"] == "variant")
+    return f"{job['role']} {job['models'] * per} patterns seed {job['seed']}{extra}"
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    found = {}
+    for name in ("jax", "jaxlib", "keras", "numpy", "finufft"):
+        try:
+            found[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return found
+
+
+def rundir(args) -> None:
+    """Run directories of paper-scale runs made before ``run`` wrote them (it wrote ``runs.jsonl``,
+    ``e1_paper_seed<S>.keras`` and ``patterns_paper_seed<S>.csv``): the data's record is simulated again."""
+    import shutil
+
+    from spizoo import experiment
+
+    config = experiment.load(args.config, args.set)
+    per = config.sim.patterns_per_model
+    train_models, val_models = args.train_patterns // per, args.validation_patterns // per
+    test_cfg = experiment.load(args.config, [*args.set, f"sim.patterns_per_model={args.test_patterns_per_model}"])
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    with mp.get_context("spawn").Pool(args.sim_processes) as pool:
+        pool_cols = simulate(
+            config.sim, config.seed, train_models + val_models, config.data.crop, work / "pool.npy", pool
+        )
+        test_cols = simulate(test_cfg.sim, args.test_seed, args.test_models, config.data.crop, work / "test.npy", pool)
+    info = dataset_info(config, pool_cols, test_cols, train_models)
+    source = Path(args.runs).parent
+    for line in Path(args.runs).read_text().splitlines():
+        result = json.loads(line)
+        if result.get("role") != "paper" or "test" not in result:
+            continue
+        seed = result["seed"]
+        result["test"]["accuracy_by"] = result["test"].pop("physics", result["test"].get("accuracy_by"))
+        result.setdefault("backend", "jax")
+        result.setdefault("precision", args.precision)
+        write_run(
+            Path(args.out) / f"e1_paper_seed{seed}",
+            paper_config(args, seed, train_models, val_models),
+            info,
+            result,
+            lambda path, s=seed: shutil.copy(source / f"e1_paper_seed{s}.keras", path),
+            lambda path, s=seed: shutil.copy(source / f"patterns_paper_seed{s}.csv", path),
+        )
+        print(f"wrote {Path(args.out) / f'e1_paper_seed{seed}'}")
+
+
+def plot(args) -> None:
+    """Test accuracy against training patterns: each seed a dot, the mean ± standard deviation a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    runs = [json.loads(line) for path in args.runs for line in Path(path).read_text().splitlines() if line.strip()]
+    done = [r for r in runs if r.get("complete") and "test" in r and r["role"] in ("paper", "curve")]
+    if not done:
+        raise SystemExit(f"no complete runs in {', '.join(args.runs)}")
+    sizes = sorted({r["train_patterns"] for r in done})
+    fig, ax = plt.subplots(figsize=(6, 4))
+    means, stds = [], []
+    for n in sizes:
+        acc = np.array([r["test"]["accuracy"] for r in done if r["train_patterns"] == n]) * 100
+        ax.plot([n] * len(acc), acc, "o", color="0.6", ms=4)
+        means.append(acc.mean())
+        stds.append(acc.std(ddof=1) if len(acc) > 1 else 0.0)
+        print(f"| {n:,} | {len(acc)} | {acc.mean():.1f} | {stds[-1]:.1f} | {', '.join(f'{a:.1f}' for a in acc)} |")
+    ax.errorbar(sizes, means, yerr=stds, color="C0", capsize=3, label="mean ± s.d. over seeds (20 epochs)")
+    variants = [r for r in runs if r.get("complete") and "test" in r and r["role"] == "variant"]
+    for key, marker, color, label in (("schedule", "^", "C2", "cosine learning-rate decay"), ("epochs", "s", "C1", "")):
+        mine = [r for r in variants if key in r]
+        if mine:
+            label = label or f"{mine[0]['epochs']} epochs"
+            x = [r["train_patterns"] * 1.04 for r in mine]
+            ax.plot(x, [r["test"]["accuracy"] * 100 for r in mine], marker, color=color, ms=5, label=label)
+    ax.axhline(99, color="C3", ls="--", lw=1, label="paper (99 %)")
+    ax.set_xscale("log")
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes], rotation=30)
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("training patterns")
+    ax.set_ylabel("five-class test accuracy (%)")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=120)
+    print(f"wrote {args.out}")
+
+
+def _data_options(parser: argparse.ArgumentParser) -> None:
+    """What the simulated data and the paper-scale runs are: shared by ``run`` and ``rundir``."""
+    parser.add_argument("--work", default="/tmp/e1_scale_jax", help="simulated arrays and the XLA cache")
+    parser.add_argument("--config", default=CONFIG)
+    parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE, as spizoo's --set")
+    parser.add_argument("--train-patterns", type=int, default=PAPER_TRAIN_PATTERNS)
+    parser.add_argument("--validation-patterns", type=int, default=VALIDATION_PATTERNS)
+    parser.add_argument("--epochs", type=int, default=20, help="seed 000: 20 (0: the config's)")
+    parser.add_argument("--test-models", type=int, default=600)
+    parser.add_argument("--test-patterns-per-model", type=int, default=5)
+    parser.add_argument("--test-seed", type=int, default=1000)
+    parser.add_argument("--precision", default="mixed_float16")
+    parser.add_argument("--sim-processes", type=int, default=os.cpu_count())
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="simulate, train and test (Keras on JAX)")
+    r.add_argument("--out", required=True, help="where runs.jsonl and the paper-scale run directories go")
+    _data_options(r)
+    r.add_argument("--paper-seeds", type=int, nargs="*", default=[0, 1])
+    r.add_argument("--curve-seeds", type=int, nargs="*", default=[0, 1, 2])
+    r.add_argument("--curve-sizes", type=int, default=5, help="training sets of 1/2, 1/4, … of the particle models")
+    r.add_argument(
+        "--variants",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also the cosine-decay and longer-training runs",
+    )
+    r.add_argument("--processes", type=int, default=8, help="runs training at once on the GPU")
+    r.add_argument("--budget-s", type=float, default=500.0, help="wall time after which training stops")
+    r.set_defaults(func=run)
+    d = sub.add_parser("rundir", help="run directories of an earlier run's paper-scale models")
+    d.add_argument("runs", help="runs.jsonl, beside the e1_paper_seed<S>.keras and patterns_paper_seed<S>.csv files")
+    d.add_argument("--out", required=True)
+    _data_options(d)
+    d.set_defaults(func=rundir)
+    p = sub.add_parser("plot", help="the learning curve of runs.jsonl files")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=plot)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
