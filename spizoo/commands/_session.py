@@ -2,7 +2,8 @@
 worker processes under it: a Ctrl-C at the terminal reaches the verb's process alone, which stops the whole
 session and says so in one line, instead of a traceback from every Beam worker; the verb meanwhile shows the
 units done, read from the chunks the pipeline has finished
-(:func:`spizoo.beam_pipelines.generate.units_done`)."""
+(:func:`spizoo.beam_pipelines.generate.units_done`). The session's messages reach the terminal through this
+process, which stops passing them on once it stops the session: what dying workers say is not shown."""
 
 from __future__ import annotations
 
@@ -45,21 +46,26 @@ def in_own_session(request: dict, poll, interrupted: Callable[[], str]) -> dict:
         request = {**request, "result": str(result_file), "parent_pipe": alive}
         (Path(tmp) / "request.json").write_text(json.dumps(request))
         previous = signal.signal(signal.SIGTERM, _interrupt)
-        child = None
+        child = relay = None
         try:
             child = subprocess.Popen(
                 [sys.executable, "-m", "spizoo.commands._session", str(Path(tmp) / "request.json")],
                 start_new_session=True,  # the terminal's Ctrl-C reaches its process group, not this session
                 stdin=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
                 pass_fds=(alive,),
             )
             os.close(alive)
+            relay = _Relay(child.stderr)
             while child.poll() is None:
                 poll()
                 time.sleep(POLL_SECONDS)
             poll()
+            relay.join()
         except KeyboardInterrupt:
-            if child is not None:
+            if relay is not None:
+                relay.mute()  # before any signal: a worker that outlives the pipeline's process by a moment
+            if child is not None:  # reports its broken connection, which is no news after a Ctrl-C
                 _stop_session(child)
             raise KeyboardInterrupt(interrupted()) from None
         finally:
@@ -97,6 +103,29 @@ def _error(error: dict) -> Exception:
             return kind(error["message"])
         return kind(error["errno"], error["strerror"], error["filename"], None, error["filename2"])
     return ValueError(error["message"])
+
+
+class _Relay:
+    """Passes what the session writes to ``stream`` on to this process's file descriptor 2, until
+    :meth:`mute`."""
+
+    def __init__(self, stream) -> None:
+        self._stream, self._muted = stream, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while chunk := os.read(self._stream.fileno(), 65536):
+            if not self._muted.is_set():
+                sys.stderr.flush()  # this process's own lines (the progress bar) first
+                os.write(2, chunk)  # file descriptor 2, as the session's own: through the start-up noise filter
+
+    def mute(self) -> None:
+        self._muted.set()
+
+    def join(self, timeout: float = 2.0) -> None:
+        """Waits for the session's last message (the end of its stderr: all its processes gone)."""
+        self._thread.join(timeout)
 
 
 def _interrupt(signum, frame) -> None:
