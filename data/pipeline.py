@@ -183,7 +183,10 @@ def preprocess(images, cfg: DataConfig, info: dict | None):
     h, w = x.shape[-2], x.shape[-1]
     size = cfg.crop
     if h is not None and w is not None and (h < size or w < size):
-        raise ValueError(f"images of {h}x{w} pixels are smaller than crop={size}")
+        raise ValueError(
+            f"frames of {h}x{w} pixels are smaller than the model's input, their central {size}x{size} pixels "
+            f"(data.crop={size})"
+        )
     if h is None or w is None:  # sizes known only when run (an exported signature takes any size)
         tf.debugging.assert_greater_equal(
             tf.shape(x)[-2:],

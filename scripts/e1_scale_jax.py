@@ -13,15 +13,19 @@ names inside it, and carry Keras, optree, namex, finufft and google-crc32c as wh
 ``run`` simulates one pool of particle models with :mod:`spizoo.sim` (the e1 config, its 50 patterns per
 model; in parallel on the node's cores), and a test set of many particle models (``--test-models`` models
 of ``--test-patterns-per-model`` patterns, another seed), so that no model's block of patterns moves the
-figure. Then it trains the e1 ResNet-10 (``registry.build``, with Keras's own batch norm and dropout, which
-:mod:`spizoo.models.layers` equals) as ``spizoo train`` does: Adam at the config's rate, its batch size and
-epochs, random flips, precise batch-norm statistics before each validation and the best validation loss's
-weights kept (``spizoo.models.training``'s callbacks); then the test set, reported by
+figure. Then it trains the e1 ResNet-10 (``registry.build``; on JAX with Keras's own batch norm and dropout,
+which :mod:`spizoo.models.layers`, used on TensorFlow, equals) as ``spizoo train`` does (:func:`fit`): Adam
+at the config's rate, its batch size and epochs, random flips, precise batch-norm statistics before each
+validation and the best validation loss's weights kept (``spizoo.models.training``'s callbacks); then the
+test set, reported by
 :func:`spizoo.models.evaluation.classifier_report` and ``physics_report``. Runs: the paper's 58,000 training
-patterns with ``--paper-seeds``, nested smaller training sets (halving the particle models) with
-``--curve-seeds``, each run a subset of models drawn by its seed, and (``--variants``) a cosine learning-rate
-decay and three times the epochs beside the curve's runs of the same size. Several runs share the GPU at
-once, one per process.
+patterns with ``--paper-seeds``, smaller training sets (``--curve-halvings``: halving the particle models) with
+``--curve-seeds``, each run a subset of models drawn by its seed, and ``--variants`` beside the curve's runs
+of the same size and seeds: ``cosine`` (a cosine learning-rate decay, a quarter of the data), ``longer``
+(three times the epochs, a sixteenth), ``filters`` (seed 001's artefact filters, a sixteenth: each training
+pattern replaced by one copy through a filter drawn from the eleven, identity included, as
+``e2c_augmented.yaml``), and ``paper-cosine`` (the paper's scale with the cosine decay). Several runs share
+the GPU at once, one per process.
 
 A run that would not finish inside ``--budget-s`` stops there and is written with ``complete: false``; one
 that could not start in time, with ``skipped``. Written to ``--out``: ``runs.jsonl`` (a line per run, as it
@@ -47,6 +51,8 @@ from pathlib import Path
 import numpy as np
 
 CONFIG = "configs/experiments/e1_resnet10_hits.yaml"
+VARIANTS = ("cosine", "longer", "filters", "paper-cosine")
+MADE_BY = "scripts/e1_scale_jax.py"
 PAPER_TRAIN_PATTERNS = 58_000  # seed 000 §5.1: 58,000 training, 1,000 validation, 1,000 test patterns
 VALIDATION_PATTERNS = 1_000
 
@@ -97,27 +103,30 @@ def simulate(sim_cfg, seed: int, models: int, crop: int, path: Path, pool) -> di
 # ---- training (one process per concurrent run; Keras on JAX) ----------------------------------------------
 
 
-def _batches(images, labels, rows: np.ndarray, batch: int, seed: int):
-    """Endless shuffled batches of ``rows`` with random horizontal and vertical flips (seed 000 §4.1), the
-    last partial batch of each epoch dropped, as ``spizoo train``'s pipeline gives them."""
+def _batches(images, labels, rows: np.ndarray, batch: int, seed: int, flips: bool = True):
+    """Endless shuffled batches of ``rows``, with random horizontal and vertical ``flips`` (seed 000 §4.1),
+    the last partial batch of each epoch dropped, as ``spizoo train``'s pipeline gives them."""
     rng = np.random.default_rng(seed)
     for _ in itertools.count():
         order = rng.permutation(rows)
         for start in range(0, len(order) - batch + 1, batch):
             idx = np.sort(order[start : start + batch])
             x = np.array(images[idx])
-            flips = rng.random((batch, 2)) < 0.5
-            x[flips[:, 0]] = x[flips[:, 0], :, ::-1]
-            x[flips[:, 1]] = x[flips[:, 1], ::-1, :]
+            if flips:
+                flip = rng.random((batch, 2)) < 0.5
+                x[flip[:, 0]] = x[flip[:, 0], :, ::-1]
+                x[flip[:, 1]] = x[flip[:, 1], ::-1, :]
             yield x[..., None], labels[idx]
 
 
-def _train_run(job: dict, setup: dict) -> dict:
+def fit(job: dict, setup: dict, build, train: tuple, validation: tuple, loss: str, metrics: list, flips=True):
+    """Trains ``build()`` as ``spizoo train`` does on ``train`` (images, targets and the rows to use) for the
+    job's epochs (else the setup's) and schedule: Adam at the config's rate, the setup's batch size and
+    precision, precise batch-norm statistics before each validation and the weights of the lowest
+    validation loss kept, stopping at ``setup["deadline"]``. Returns the model (with those weights) and the
+    run's record: history, epochs done, whether it is complete, best epoch and wall time."""
     import keras
 
-    from spizoo.commands.evaluate import write_patterns
-    from spizoo.core.labels import CLASS_NAMES
-    from spizoo.models import evaluation, registry
     from spizoo.models.training import (
         BATCH_NORM_BATCHES,
         batch_norm_statistics_callback,
@@ -125,27 +134,15 @@ def _train_run(job: dict, setup: dict) -> dict:
         reseed_callback,
     )
 
-    images = np.load(setup["pool_images"], mmap_mode="r")
-    labels = np.load(setup["pool_labels"])
-    per, seed, batch = setup["patterns_per_model"], job["seed"], setup["batch_size"]
-    rng = np.random.default_rng([seed, job["models"]])
-    chosen = np.sort(rng.choice(setup["train_models"], size=job["models"], replace=False))
-    rows = (chosen[:, None] * per + np.arange(per)).ravel()
-    val_rows = np.arange(setup["train_models"] * per, len(labels))
-    x_val, y_val = np.array(images[val_rows])[..., None], labels[val_rows]
-
+    images, targets, rows = train
+    seed, batch = job["seed"], setup["batch_size"]
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_dtype_policy(setup["precision"])
-    name = setup["model"]
-
-    def build():
-        return registry.build(name, input_shape=x_val.shape[1:], standardize=False, keras_layers=True)
-
     epochs, steps = job.get("epochs", setup["epochs"]), len(rows) // batch
     schedule = job.get("schedule", setup["train"].schedule)
     rate = learning_rate(dataclasses.replace(setup["train"], epochs=epochs, schedule=schedule), steps)
     model = build()
-    model.compile(optimizer=keras.optimizers.Adam(rate), loss=registry.task(name).loss, metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=metrics)
     best = {"val_loss": np.inf, "epoch": -1, "weights": None}
     deadline, stopped = setup["deadline"], []
 
@@ -162,14 +159,14 @@ def _train_run(job: dict, setup: dict) -> dict:
 
     start = time.time()
     history = model.fit(
-        _batches(images, labels, rows, batch, seed),
+        _batches(images, targets, rows, batch, seed, flips),
         steps_per_epoch=steps,
         epochs=epochs,
-        validation_data=(x_val, y_val),
+        validation_data=validation,
         validation_batch_size=batch,
         callbacks=[
             reseed_callback(seed),
-            batch_norm_statistics_callback(_batches(images, labels, rows, batch, seed + 1), BATCH_NORM_BATCHES),
+            batch_norm_statistics_callback(_batches(images, targets, rows, batch, seed + 1, flips), BATCH_NORM_BATCHES),
             KeepBest(),
             Deadline(),
         ],
@@ -179,6 +176,62 @@ def _train_run(job: dict, setup: dict) -> dict:
     epochs_done = len(history.history.get("loss", []))
     if best["weights"] is not None:
         model.set_weights(best["weights"])
+    return model, {
+        "epochs_done": epochs_done,
+        "complete": not stopped and epochs_done == epochs,
+        "backend": keras.backend.backend(),
+        "device": _device(),
+        "precision": setup["precision"],
+        "best_epoch": best["epoch"] + 1,
+        "train_s": round(train_s, 1),
+        "train_steps_per_s": round(steps * epochs_done / train_s, 1) if train_s else None,
+        "history": {k: [round(float(v), 5) for v in vs] for k, vs in history.history.items()},
+    }
+
+
+def _artefact_filtered(images, rows: np.ndarray, seed: int) -> np.ndarray:
+    """``images[rows]``, each through one of seed 001's eleven filters drawn at random (identity included),
+    as ``e2c_augmented.yaml``'s ``augment`` (copies 1, pick random, scale log10): the stored images are
+    already log10(1 + photons), so the filters act on them directly."""
+    from spizoo.sim.augment import AugmentPolicy
+
+    policy, rng = AugmentPolicy(copies=1, pick="random"), np.random.default_rng([seed, 1])
+    return np.stack([policy.apply(np.asarray(images[r]), rng)[0][1] for r in rows])
+
+
+def run_name(job: dict) -> str:
+    """A paper-scale run's directory: ``e1_paper_seed<S>``, ``_cosine`` added for that variant."""
+    return f"e1_paper_seed{job['seed']}" + ("_cosine" if job.get("schedule") == "cosine" else "")
+
+
+def _train_run(job: dict, setup: dict) -> dict:
+    import keras
+
+    from spizoo.commands.evaluate import write_patterns
+    from spizoo.core.labels import CLASS_NAMES
+    from spizoo.models import evaluation, registry
+
+    images = np.load(setup["pool_images"], mmap_mode="r")
+    labels = np.load(setup["pool_labels"])
+    per, seed = setup["patterns_per_model"], job["seed"]
+    rng = np.random.default_rng([seed, job["models"]])
+    chosen = np.sort(rng.choice(setup["train_models"], size=job["models"], replace=False))
+    rows = (chosen[:, None] * per + np.arange(per)).ravel()
+    val_rows = np.arange(setup["train_models"] * per, len(labels))
+    x_val, y_val = np.array(images[val_rows])[..., None], labels[val_rows]
+    train_images, train_labels = images, labels
+    if job.get("filters"):  # the run's training patterns, filtered once, in memory; validation stays clean
+        train_images, train_labels = _artefact_filtered(images, rows, seed), labels[rows]
+        rows = np.arange(len(rows))
+
+    name = setup["model"]
+
+    def build():  # spizoo's fused layers where TensorFlow runs them (the same computation, faster), else Keras's
+        tf = keras.backend.backend() == "tensorflow"
+        return registry.build(name, input_shape=x_val.shape[1:], standardize=False, keras_layers=not tf)
+
+    train = (train_images, train_labels, rows)
+    model, record = fit(job, setup, build, train, (x_val, y_val), registry.task(name).loss, ["accuracy"])
 
     test_images = np.load(setup["test_images"], mmap_mode="r")
     test = {
@@ -190,21 +243,8 @@ def _train_run(job: dict, setup: dict) -> dict:
     correct = probabilities.argmax(1) == test["label"]
     params = {k: test[k] for k in ("circumradius_nm", "fluence_photons_per_um2")}
     report["accuracy_by"] = evaluation.physics_report(correct, test["label"], test["photons"], params)
-    result = {
-        **job,
-        "train_patterns": int(len(rows)),
-        "epochs_done": epochs_done,
-        "complete": not stopped and epochs_done == epochs,
-        "backend": keras.backend.backend(),
-        "device": _device(),
-        "precision": setup["precision"],
-        "best_epoch": best["epoch"] + 1,
-        "train_s": round(train_s, 1),
-        "train_steps_per_s": round(steps * epochs_done / train_s, 1) if train_s else None,
-        "history": {k: [round(float(v), 5) for v in vs] for k, vs in history.history.items()},
-        "test": report,
-    }
-    if job["role"] == "paper":
+    result = {**job, "train_patterns": int(len(rows)), **record, "test": report}
+    if job["models"] == setup["train_models"]:  # the paper's scale: a run directory
 
         def save(path: Path) -> None:
             keras.mixed_precision.set_dtype_policy("float32")  # a model CPUs serve: float32 weights and compute
@@ -212,22 +252,27 @@ def _train_run(job: dict, setup: dict) -> dict:
             saved.set_weights(model.get_weights())
             saved.save(path)
 
-        def patterns(path: Path) -> None:
+        def patterns(directory: Path) -> None:
             calls = np.array(CLASS_NAMES)[probabilities.argmax(1)]
-            write_patterns(path, test["label"], probabilities, calls, test["photons"], test["shape"], params)
+            write_patterns(
+                directory / "patterns.csv", test["label"], probabilities, calls, test["photons"], test["shape"], params
+            )
 
         write_run(
-            Path(setup["out"]) / f"e1_paper_seed{seed}",
-            setup["run_configs"][seed],
+            Path(setup["out"]) / run_name(job),
+            setup["run_configs"][run_name(job)],
             setup["info"],
             result,
             save,
             patterns,
+            MADE_BY,
         )
     return result
 
 
-def _trainer(jobs, results, setup: dict) -> None:
+def _trainer(jobs, results, setup: dict, train_run, steps) -> None:
+    """One trainer process: takes jobs until none is left, ``train_run(job, setup)`` each, putting its result
+    (or why it was skipped or failed) in ``results``."""
     os.environ.setdefault("KERAS_BACKEND", "jax")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several processes share the GPU
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -248,20 +293,51 @@ def _trainer(jobs, results, setup: dict) -> None:
             job = jobs.get(timeout=1)  # all were put before the processes started
         except queue.Empty:
             return
-        steps = job["models"] * setup["patterns_per_model"] // setup["batch_size"]
-        needed = steps * job.get("epochs", setup["epochs"]) * seconds_per_step + 20
+        needed = steps(job, setup) * job.get("epochs", setup["epochs"]) * seconds_per_step + 20
         if time.time() + needed > setup["deadline"]:  # a run that cannot finish would only slow the others
             results.put({**job, "skipped": f"needs ~{needed:.0f} s, beyond --budget-s"})
             continue
         try:
-            result = _train_run(job, setup)
+            result = train_run(job, setup)
             results.put(result)
-            seconds_per_step = result["train_s"] / max(result["epochs_done"] * steps, 1)
+            seconds_per_step = result["train_s"] / max(result["epochs_done"] * steps(job, setup), 1)
         except Exception as err:  # noqa: BLE001 - reported with its run; the other runs go on
             results.put({**job, "error": f"{type(err).__name__}: {err}"})
 
 
+def run_jobs(ctx, jobs: list[dict], setup: dict, train_run, steps, processes: int, runs_file: Path, line) -> None:
+    """Runs ``jobs`` in ``processes`` trainer processes (see :func:`_trainer`; ``steps(job, setup)``: a job's
+    steps per epoch), appending each result to ``runs_file`` as it comes and printing ``line(result)``."""
+    t0 = time.time()
+    job_queue, results = ctx.Queue(), ctx.Queue()
+    for job in jobs:
+        job_queue.put(job)
+    trainers = [
+        ctx.Process(target=_trainer, args=(job_queue, results, setup, train_run, steps)) for _ in range(processes)
+    ]
+    for p in trainers:
+        p.start()
+    with runs_file.open("a") as f:
+        for _ in jobs:
+            while True:
+                try:
+                    r = results.get(timeout=10)
+                    break
+                except queue.Empty:
+                    if not any(p.is_alive() for p in trainers):
+                        raise SystemExit("every training process has ended without reporting all runs") from None
+            f.write(json.dumps(r) + "\n")
+            f.flush()
+            print(f"{time.time() - t0:5.0f} s  {r.get('error') or r.get('skipped') or line(r)}", flush=True)
+    for p in trainers:
+        p.join()
+
+
 # ---- the command --------------------------------------------------------------------------------------------
+
+
+def _steps(job: dict, setup: dict) -> int:
+    return job["models"] * setup["patterns_per_model"] // setup["batch_size"]
 
 
 def run(args) -> None:
@@ -310,31 +386,19 @@ def run(args) -> None:
         "model": config.model.name,
         "precision": args.precision,
         "out": str(out),
-        "run_configs": {s: paper_config(args, s, train_models, val_models) for s in args.paper_seeds},
+        "run_configs": {},  # of the paper-scale runs, by directory name: below
         "info": dataset_info(config, pool_cols, test_cols, train_models),
         "jax_cache": str(work / "jax_cache"),
         "deadline": t0 + args.budget_s,
     }
     jobs = [{"role": "paper", "models": train_models, "seed": s} for s in args.paper_seeds]
-    sizes = [train_models // 2**k for k in range(1, args.curve_sizes + 1)]
+    sizes = [train_models // 2**k for k in args.curve_halvings]
     jobs += [{"role": "curve", "models": m, "seed": s} for m in sizes for s in args.curve_seeds]
-    # What costs no extra data (issue 15, part 2), beside the curve's runs of the same size and seeds:
-    # a cosine learning-rate decay at a quarter of the data, and three times the epochs at a sixteenth.
-    if args.variants:
-        jobs += [
-            {"role": "variant", "models": train_models // 4, "seed": s, "schedule": "cosine"} for s in args.curve_seeds
-        ]
-        jobs += [
-            {"role": "variant", "models": train_models // 16, "seed": s, "epochs": 3 * setup["epochs"]}
-            for s in args.curve_seeds
-        ]
+    jobs += variant_jobs(args.variants, train_models, setup["epochs"], args.curve_seeds)
     jobs = [j for j in jobs if j["models"] * per >= setup["batch_size"]]  # at least one batch
-    job_queue, results = ctx.Queue(), ctx.Queue()
     for job in jobs:
-        job_queue.put(job)
-    trainers = [ctx.Process(target=_trainer, args=(job_queue, results, setup)) for _ in range(args.processes)]
-    for p in trainers:
-        p.start()
+        if job["models"] == train_models:
+            setup["run_configs"][run_name(job)] = paper_config(args, job, train_models, val_models)
     environment = {
         "simulate_s": round(t_sim, 1),
         "config": args.config,
@@ -349,26 +413,26 @@ def run(args) -> None:
         **_versions(),
     }
     (out / "environment.json").write_text(json.dumps(environment, indent=2))
-    with (out / "runs.jsonl").open("a") as f:
-        for _ in jobs:
-            while True:
-                try:
-                    r = results.get(timeout=10)
-                    break
-                except queue.Empty:
-                    if not any(p.is_alive() for p in trainers):
-                        raise SystemExit("every training process has ended without reporting all runs") from None
-            f.write(json.dumps(r) + "\n")
-            f.flush()
-            acc = r.get("test", {}).get("accuracy")
-            state = (
-                r.get("error")
-                or r.get("skipped")
-                or (f"test {acc:.1%}, {r['epochs_done']} epochs, {r['train_s']:.0f} s, complete={r['complete']}")
-            )
-            print(f"{time.time() - t0:5.0f} s  {describe(r, per)}: {state}", flush=True)
-    for p in trainers:
-        p.join()
+
+    def line(r: dict) -> str:
+        return (
+            f"{describe(r, per)}: test {r['test']['accuracy']:.1%}, {r['epochs_done']} epochs, {r['train_s']:.0f} s, "
+            f"complete={r['complete']}"
+        )
+
+    run_jobs(ctx, jobs, setup, _train_run, _steps, args.processes, out / "runs.jsonl", line)
+
+
+def variant_jobs(names, train_models: int, epochs: int, seeds) -> list[dict]:
+    """What costs no extra data (issue 15, part 2), beside the curve's runs of the same size and ``seeds``
+    (``paper-cosine``: beside the paper-scale runs); ``names`` from :data:`VARIANTS`."""
+    made = {
+        "cosine": [{"models": train_models // 4, "seed": s, "schedule": "cosine"} for s in seeds],
+        "longer": [{"models": train_models // 16, "seed": s, "epochs": 3 * epochs} for s in seeds],
+        "filters": [{"models": train_models // 16, "seed": s, "filters": True} for s in seeds],
+        "paper-cosine": [{"models": train_models, "seed": s, "schedule": "cosine"} for s in seeds],
+    }
+    return [{"role": "variant", **job} for name in names for job in made[name]]
 
 
 def _device() -> str:
@@ -420,8 +484,8 @@ def dataset_info(config, pool: dict, test: dict, train_models: int) -> dict:
     }
 
 
-def paper_config(args, seed: int, train_models: int, val_models: int):
-    """The resolved config of a paper-scale run, as ``spizoo train`` would record it."""
+def paper_config(args, job: dict, train_models: int, val_models: int):
+    """The resolved config of a paper-scale run ``job``, as ``spizoo train`` would record it."""
     from spizoo import experiment
 
     config = experiment.load(args.config, args.set)
@@ -430,21 +494,23 @@ def paper_config(args, seed: int, train_models: int, val_models: int):
         args.config,
         [
             *args.set,
-            f"seed={seed}",
+            f"seed={job['seed']}",
             f"dataset.patterns={(train_models + val_models) * config.sim.patterns_per_model}",
             f"dataset.splits={{train: {train!r}, validation: {1 - train!r}}}",
             "dataset.shards={train: 1, validation: 1}",
             f"train.epochs={args.epochs or config.train.epochs}",
             f"train.mixed_precision={args.precision}",
+            *([f"train.schedule={job['schedule']}"] if "schedule" in job else []),
         ],
     )
 
 
-def write_run(run_dir: Path, config, info: dict, result: dict, save_model, write_patterns) -> None:
+def write_run(run_dir: Path, config, info: dict, result: dict, save_model, write_evaluation, made_by: str) -> None:
     """A run directory as ``spizoo train`` and ``spizoo evaluate`` leave one, which everything that takes a
     run takes (classify, export, evaluate, ``scripts/zoo_entry.py``): ``best.keras`` (``save_model(path)``),
-    ``config.yaml``, ``dataset_info.json``, ``training.json``, ``history.csv`` and ``evaluation/report.json``
-    and ``patterns.csv`` (``write_patterns(path)``). Written under ``RUN.partial``, then renamed."""
+    ``config.yaml``, ``dataset_info.json``, ``training.json`` (trained by ``made_by``), ``history.csv`` and
+    ``evaluation/report.json`` with the rest of ``evaluation/`` (``write_evaluation(directory)``). Written
+    under ``RUN.partial``, then renamed."""
     import shutil
 
     from spizoo.core.config import dump_config
@@ -458,7 +524,7 @@ def write_run(run_dir: Path, config, info: dict, result: dict, save_model, write
     history = result["history"]
     training = {
         "policy": result["precision"],
-        "strategy": f"one process, Keras on {result['backend']} ({result['device']}), scripts/e1_scale_jax.py",
+        "strategy": f"one process, Keras on {result['backend']} ({result['device']}), {made_by}",
         "epochs": result["epochs_done"],
         "resumed_from_epoch": 0,
         "best_epoch": result["best_epoch"],
@@ -471,13 +537,14 @@ def write_run(run_dir: Path, config, info: dict, result: dict, save_model, write
         writer.writerow(["epoch", *history])
         writer.writerows([e, *(history[k][e] for k in history)] for e in range(result["epochs_done"]))
     (tmp / "evaluation" / "report.json").write_text(json.dumps(result["test"], indent=1))
-    write_patterns(tmp / "evaluation" / "patterns.csv")
+    write_evaluation(tmp / "evaluation")
     shutil.rmtree(run_dir, ignore_errors=True)
     os.replace(tmp, run_dir)
 
 
 def describe(job: dict, per: int) -> str:
-    extra = "".join(f", {k} {job[k]}" for k in ("schedule", "epochs") if k in job and job["role"] == "variant")
+    keys = ("schedule", "epochs", "filters") if job["role"] == "variant" else ()
+    extra = "".join(f", {k} {job[k]}" for k in keys if k in job)
     return f"{job['role']} {job['models'] * per} patterns seed {job['seed']}{extra}"
 
 
@@ -523,11 +590,12 @@ def rundir(args) -> None:
         result.setdefault("precision", args.precision)
         write_run(
             Path(args.out) / f"e1_paper_seed{seed}",
-            paper_config(args, seed, train_models, val_models),
+            paper_config(args, {"seed": seed}, train_models, val_models),
             info,
             result,
             lambda path, s=seed: shutil.copy(source / f"e1_paper_seed{s}.keras", path),
-            lambda path, s=seed: shutil.copy(source / f"patterns_paper_seed{s}.csv", path),
+            lambda directory, s=seed: shutil.copy(source / f"patterns_paper_seed{s}.csv", directory / "patterns.csv"),
+            MADE_BY,
         )
         print(f"wrote {Path(args.out) / f'e1_paper_seed{seed}'}")
 
@@ -555,7 +623,11 @@ def plot(args) -> None:
         print(f"| {n:,} | {len(acc)} | {acc.mean():.1f} | {stds[-1]:.1f} | {', '.join(f'{a:.1f}' for a in acc)} |")
     ax.errorbar(sizes, means, yerr=stds, color="C0", capsize=3, label="mean ± s.d. over seeds (20 epochs)")
     variants = [r for r in runs if r.get("complete") and "test" in r and r["role"] == "variant"]
-    for key, marker, color, label in (("schedule", "^", "C2", "cosine learning-rate decay"), ("epochs", "s", "C1", "")):
+    for key, marker, color, label in (
+        ("schedule", "^", "C2", "cosine learning-rate decay"),
+        ("epochs", "s", "C1", ""),
+        ("filters", "D", "C4", "artefact filters"),
+    ):
         mine = [r for r in variants if key in r]
         if mine:
             label = label or f"{mine[0]['epochs']} epochs"
@@ -597,12 +669,19 @@ def main(argv=None) -> None:
     _data_options(r)
     r.add_argument("--paper-seeds", type=int, nargs="*", default=[0, 1])
     r.add_argument("--curve-seeds", type=int, nargs="*", default=[0, 1, 2])
-    r.add_argument("--curve-sizes", type=int, default=5, help="training sets of 1/2, 1/4, … of the particle models")
+    r.add_argument(
+        "--curve-halvings",
+        type=int,
+        nargs="*",
+        default=[1, 2, 3, 4, 5],
+        help="the curve's training sets: K for 1/2**K of the paper's particle models (none: no curve)",
+    )
     r.add_argument(
         "--variants",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also the cosine-decay and longer-training runs",
+        nargs="*",
+        choices=VARIANTS,
+        default=["cosine", "longer"],
+        help="runs of what costs no extra data, beside the curve's (none: no variants)",
     )
     r.add_argument("--processes", type=int, default=8, help="runs training at once on the GPU")
     r.add_argument("--budget-s", type=float, default=500.0, help="wall time after which training stops")

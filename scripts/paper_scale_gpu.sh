@@ -10,9 +10,10 @@
 # times of each step are written to $OUT/times.txt). Generation runs on the node's CPU cores (Beam's
 # DirectRunner, one worker per core). Each step is an echoed spizoo command; a finished step is skipped
 # on a rerun and a killed training resumes from its last epoch. The same script runs at a tiny scale on a
-# CPU (tests/commands/test_paper_scale_script.py). On a GPU node with JAX but no TensorFlow, experiment 1 runs
-# with scripts/e1_scale_jax.py instead (docs/RESULTS.md §7). E1_SETS and E4_SETS add --set options to an experiment's
-# generate and train (e.g. E1_SETS="sim.patterns_per_model=2" for enough particle models in a tiny run).
+# CPU (tests/commands/test_paper_scale_script.py). On a GPU node with JAX but no TensorFlow, the experiments run
+# with scripts/e1_scale_jax.py (docs/RESULTS.md §7) and scripts/e4_scale_jax.py instead. E1_SETS and E4_SETS add
+# --set options to an experiment's generate and train (e.g. E1_SETS="sim.patterns_per_model=2" for enough
+# particle models in a tiny run).
 set -euo pipefail
 SPIZOO=${SPIZOO:-.venv/bin/spizoo}
 OUT=${OUT:-out/paper_scale}

@@ -18,7 +18,7 @@ from spizoo import __version__
 from spizoo.commands import VERBS
 from spizoo.core import compat
 from spizoo.core.config import ConfigError
-from spizoo.core.errors import tensorflow_message
+from spizoo.core.errors import tensorflow_message, traced_message
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -169,7 +169,7 @@ def os_error_message(err: OSError, args: argparse.Namespace, parser: argparse.Ar
 def error_message(err: Exception, args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
     """The one line a verb's error is printed as: OS errors in plain words, on one line, and for a file
     without an image stack at the CXI locations, the option that names one."""
-    text = os_error_message(err, args, parser) if isinstance(err, OSError) else str(err)
+    text = os_error_message(err, args, parser) if isinstance(err, OSError) else traced_message(str(err))
     text = " ".join(text.split())  # one line: libraries (h5py) put newlines into theirs
     from spizoo.serving.client import ServingClientError  # loaded with the verb already
 

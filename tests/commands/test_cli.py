@@ -495,3 +495,20 @@ def test_help_of_the_edited_verbs_gives_the_values(capsys):
     assert "random starting points (default: 50)" in _help("fit-pattern", capsys)
     assert "frames in the running hit rate (default: 500)" in _help("monitor", capsys)
     assert "false-positive rate for the single-hit threshold (default: 0.01)" in _help("evaluate", capsys)
+
+
+def test_an_error_raised_inside_a_traced_tensorflow_function_is_its_own_message():
+    import argparse
+
+    import tensorflow as tf
+
+    from spizoo.data.pipeline import DataConfig, preprocess
+
+    cfg = DataConfig(crop=128)
+    with pytest.raises(ValueError) as raised:
+        tf.function(lambda x: preprocess(x, cfg, {}))(np.zeros((1, 64, 64), np.float32))
+    assert str(raised.value).startswith("in user code:")  # TensorFlow's traced lines, then the message
+    message = cli.error_message(raised.value, argparse.Namespace(), argparse.ArgumentParser())
+    assert message == (
+        "frames of 64x64 pixels are smaller than the model's input, their central 128x128 pixels (data.crop=128)"
+    )

@@ -19,7 +19,7 @@ from spizoo.serving import predictor
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = str(ROOT / "scripts" / "e1_scale_jax.py")
 DATA = [
-    "--set", "sim.patterns_per_model=2", "--set", "data.crop=32", "--set", "data.batch_size=16",
+    "--set", "sim.patterns_per_model=2", "--set", "data.crop=32", "--set", "data.batch_size=8",
     "--train-patterns", "128", "--validation-patterns", "32", "--epochs", "1",
     "--test-models", "12", "--precision", "float32", "--sim-processes", "1",
 ]  # fmt: skip
@@ -36,14 +36,20 @@ def script(*args):
 def tiny(tmp_path_factory):
     out, work = tmp_path_factory.mktemp("out"), tmp_path_factory.mktemp("work")
     args = ["run", "--out", str(out), "--work", str(work), *DATA, "--paper-seeds", "0", "--curve-seeds", "0"]
-    script(*args, "--curve-sizes", "1", "--no-variants", "--processes", "1")
+    script(*args, "--curve-halvings", "1", "--variants", "filters", "paper-cosine", "--processes", "1")
     return out, work
 
 
 def test_runs_are_recorded_and_the_paper_run_is_a_run_directory_spizoo_serves(tiny):
     out, work = tiny
     runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
-    assert sorted((r["role"], r["train_patterns"]) for r in runs) == [("curve", 64), ("paper", 128)]
+    assert sorted((r["role"], r["train_patterns"], r.get("filters", r.get("schedule"))) for r in runs) == [
+        ("curve", 64, None),
+        ("paper", 128, None),
+        ("variant", 8, True),  # a sixteenth of the paper's particle models, through the artefact filters
+        ("variant", 128, "cosine"),
+    ]
+    assert all(r["complete"] and 0 <= r["test"]["accuracy"] <= 1 for r in runs)
     paper = next(r for r in runs if r["role"] == "paper")
     assert paper["complete"] and paper["epochs_done"] == 1 and paper["backend"] == "tensorflow"
     assert paper["test"]["patterns"] == 12 * 5 and 0 <= paper["test"]["accuracy"] <= 1
@@ -66,6 +72,26 @@ def test_runs_are_recorded_and_the_paper_run_is_a_run_directory_spizoo_serves(ti
     np.testing.assert_allclose(served, recorded, atol=2e-4)
     report = json.loads((run / "evaluation" / "report.json").read_text())
     assert report["accuracy"] == paper["test"]["accuracy"] and report["accuracy_by"]["class"]
+    cosine = experiment.load(out / "e1_paper_seed0_cosine" / "config.yaml")
+    assert cosine.train.schedule == "cosine" and config.train.schedule == "constant"
+
+
+def test_artefact_filters_replace_each_training_pattern_by_one_filtered_copy():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import e1_scale_jax
+    finally:
+        sys.path.pop(0)
+    rng = np.random.default_rng(0)
+    images = np.log10(1.0 + rng.poisson(50.0 * rng.random((40, 16, 16)))).astype(np.float32)
+    rows = np.arange(3, 40, 2)
+    filtered = e1_scale_jax._artefact_filtered(images, rows, seed=5)
+    assert filtered.shape == (len(rows), 16, 16) and filtered.dtype == np.float32
+    changed = [not np.array_equal(f, images[r]) for f, r in zip(filtered, rows, strict=True)]
+    assert sum(changed) > len(rows) // 2  # ten of the eleven filters change a pattern (identity does not)
+    for f, r in zip(filtered, rows, strict=True):  # each filter keeps the pattern's range
+        assert images[r].min() - 1e-6 <= f.min() and f.max() <= images[r].max() + 1e-6
+    np.testing.assert_array_equal(filtered, e1_scale_jax._artefact_filtered(images, rows, seed=5))  # seeded
 
 
 def test_rundir_rebuilds_the_run_directory_from_the_files_of_an_earlier_run(tiny, tmp_path):

@@ -121,7 +121,7 @@ def test_preprocess_is_the_pipeline_s_deterministic_part():
     info = {"mean_image": np.full((12, 12), 2.0, np.float32), "std_image": np.full((12, 12), 4.0, np.float32)}
     x = preprocess(np.full((1, 12, 12), 10.0, np.float32), DataConfig(crop=8), info).numpy()
     assert x.shape == (1, 8, 8, 1) and np.allclose(x, 2.0)
-    with pytest.raises(ValueError, match="smaller than crop=16"):
+    with pytest.raises(ValueError, match=r"smaller than the model's input, their central 16x16 pixels"):
         preprocess(np.zeros((1, 12, 12), np.float32), DataConfig(crop=16), info)
 
 
