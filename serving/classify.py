@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from spizoo.core.errors import traced_message
 from spizoo.core.labels import names_for
 from spizoo.data.euxfel import format_trains
 from spizoo.data.frames import FrameFile, ViewFinder, open_frames
@@ -99,7 +100,10 @@ def classify_files(
             runs = any(hasattr(f, "frame_ids") for f in files)
             for i, first, frames in _prefetched(files, batch_size):
                 checker.check(str(files[i].path), frames, files[i].geometry)
-                outputs = predictor.predict(frames)
+                try:
+                    outputs = predictor.predict(frames)
+                except ValueError as err:  # frames the model cannot take (smaller than its crop): which file's
+                    raise ValueError(f"{files[i].path}: {traced_message(str(err))}") from None
                 columns["file_index"].append(np.full(len(frames), i, np.int32))
                 columns["frame"].append(np.arange(first, first + len(frames), dtype=np.int64))
                 if runs:

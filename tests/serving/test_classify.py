@@ -135,3 +135,15 @@ def test_single_hits_of_flat_cxi_files_go_to_emc_with_the_files_own_detector(run
     beam = (-corner[1] / pixel - 0.5, -corner[0] / pixel - 0.5)
     nearest = np.unravel_index(np.argmin(q), q.shape)
     assert abs(nearest[0] - beam[0]) <= 0.5 and abs(nearest[1] - beam[1]) <= 0.5
+
+
+def test_frames_smaller_than_the_models_crop_are_one_line_naming_the_file(runs, tmp_path, capsys):
+    config = experiment.load("configs/quickstart.yaml", ["sim.detector.pixels=[16,16]", "sim.patterns_per_model=2"])
+    simulate.simulate(config, 2, tmp_path / "small", workers=1)
+    small, out = tmp_path / "small" / "patterns.cxi", tmp_path / "r.h5"
+    assert cli.main(["classify", str(runs["hits"][0]), str(small), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].split("\r")[-1] == (
+        f"spizoo classify: error: {small}: frames of 16x16 pixels are smaller than the model's input, their "
+        "central 24x24 pixels (data.crop=24)"
+    )
+    assert not out.exists() and not list(tmp_path.glob("r.h5*"))
