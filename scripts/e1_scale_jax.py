@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import functools
 import itertools
 import json
 import multiprocessing as mp
@@ -189,6 +190,39 @@ def fit(job: dict, setup: dict, build, train: tuple, validation: tuple, loss: st
     }
 
 
+def build_model(name: str, input_shape: tuple):
+    """The registry's model ``name``: with spizoo's fused layers where TensorFlow runs them (the same
+    computation, faster), else with Keras's own."""
+    import keras
+
+    from spizoo.models import registry
+
+    tf = keras.backend.backend() == "tensorflow"
+    return registry.build(name, input_shape=input_shape, standardize=False, keras_layers=not tf)
+
+
+def save_float32(build, model, path: Path) -> None:
+    """``model``'s weights in a float32 ``build()`` at ``path``: a model CPUs serve, whatever it trained in."""
+    import keras
+
+    keras.mixed_precision.set_dtype_policy("float32")
+    saved = build()
+    saved.set_weights(model.get_weights())
+    saved.save(path)
+
+
+def start(args) -> tuple:
+    """A run's start: its time, ``--out`` and ``--work`` made, and the config with its overrides."""
+    from spizoo import experiment
+
+    t0 = time.time()
+    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # should JAX start here too: the GPU is the runs'
+    out, work = Path(args.out), Path(args.work)
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    return t0, out, work, experiment.load(args.config, args.set)
+
+
 def _artefact_filtered(images, rows: np.ndarray, seed: int) -> np.ndarray:
     """``images[rows]``, each through one of seed 001's eleven filters drawn at random (identity included),
     as ``e2c_augmented.yaml``'s ``augment`` (copies 1, pick random, scale log10): the stored images are
@@ -205,8 +239,6 @@ def run_name(job: dict) -> str:
 
 
 def _train_run(job: dict, setup: dict) -> dict:
-    import keras
-
     from spizoo.commands.evaluate import write_patterns
     from spizoo.core.labels import CLASS_NAMES
     from spizoo.models import evaluation, registry
@@ -225,11 +257,7 @@ def _train_run(job: dict, setup: dict) -> dict:
         rows = np.arange(len(rows))
 
     name = setup["model"]
-
-    def build():  # spizoo's fused layers where TensorFlow runs them (the same computation, faster), else Keras's
-        tf = keras.backend.backend() == "tensorflow"
-        return registry.build(name, input_shape=x_val.shape[1:], standardize=False, keras_layers=not tf)
-
+    build = functools.partial(build_model, name, x_val.shape[1:])
     train = (train_images, train_labels, rows)
     model, record = fit(job, setup, build, train, (x_val, y_val), registry.task(name).loss, ["accuracy"])
 
@@ -246,12 +274,6 @@ def _train_run(job: dict, setup: dict) -> dict:
     result = {**job, "train_patterns": int(len(rows)), **record, "test": report}
     if job["models"] == setup["train_models"]:  # the paper's scale: a run directory
 
-        def save(path: Path) -> None:
-            keras.mixed_precision.set_dtype_policy("float32")  # a model CPUs serve: float32 weights and compute
-            saved = build()
-            saved.set_weights(model.get_weights())
-            saved.save(path)
-
         def patterns(directory: Path) -> None:
             calls = np.array(CLASS_NAMES)[probabilities.argmax(1)]
             write_patterns(
@@ -263,7 +285,7 @@ def _train_run(job: dict, setup: dict) -> dict:
             setup["run_configs"][run_name(job)],
             setup["info"],
             result,
-            save,
+            functools.partial(save_float32, build, model),
             patterns,
             MADE_BY,
         )
@@ -343,12 +365,7 @@ def _steps(job: dict, setup: dict) -> int:
 def run(args) -> None:
     from spizoo import experiment
 
-    t0 = time.time()
-    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # should JAX start here too: the GPU is the runs'
-    out, work = Path(args.out), Path(args.work)
-    out.mkdir(parents=True, exist_ok=True)
-    work.mkdir(parents=True, exist_ok=True)
-    config = experiment.load(args.config, args.set)
+    t0, out, work, config = start(args)
     if config.data.normalize != "log":
         raise SystemExit(
             f"{args.config}: this script normalises as data.normalize: log; the config has {config.data.normalize!r}"

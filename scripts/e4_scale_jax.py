@@ -26,6 +26,7 @@ Written to ``--out``: ``runs.jsonl`` (a line per run), ``environment.json``, and
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -91,8 +92,6 @@ def _steps(job: dict, setup: dict) -> int:
 
 
 def _train_run(job: dict, setup: dict) -> dict:
-    import keras
-
     from spizoo import plots
     from spizoo.commands.evaluate import TARGETS
     from spizoo.models import evaluation, registry
@@ -101,10 +100,7 @@ def _train_run(job: dict, setup: dict) -> dict:
     train_targets = np.repeat(np.load(setup["train_targets"]), setup["copies"], axis=0)
     x_val, y_val = np.load(setup["validation_images"])[..., None], np.load(setup["validation_targets"])
     name = setup["model"]
-
-    def build():  # spizoo's fused layers where TensorFlow runs them (the same computation, faster), else Keras's
-        tf = keras.backend.backend() == "tensorflow"
-        return registry.build(name, input_shape=x_val.shape[1:], standardize=False, keras_layers=not tf)
+    build = functools.partial(shared.build_model, name, x_val.shape[1:])
 
     rows = np.arange(len(train_targets))
     train = (train_images, train_targets, rows)
@@ -117,17 +113,19 @@ def _train_run(job: dict, setup: dict) -> dict:
     report["mean_error_by_parameter"] = dict(zip(TARGETS, report["per_parameter_mean_error"], strict=True))
     result = {**job, "train_images": int(len(rows)), **record, "test": report}
 
-    def save(path: Path) -> None:
-        keras.mixed_precision.set_dtype_policy("float32")  # a model CPUs serve: float32 weights and compute
-        saved = build()
-        saved.set_weights(model.get_weights())
-        saved.save(path)
-
     def errors(directory: Path) -> None:
         plots.error_histograms(per_pattern["mean"], per_pattern["max"], directory / "relative_errors.png")
 
     run_dir = Path(setup["out"]) / f"e4_seed{job['seed']}"
-    shared.write_run(run_dir, setup["run_configs"][job["seed"]], setup["info"], result, save, errors, MADE_BY)
+    shared.write_run(
+        run_dir,
+        setup["run_configs"][job["seed"]],
+        setup["info"],
+        result,
+        functools.partial(shared.save_float32, build, model),
+        errors,
+        MADE_BY,
+    )
     return result
 
 
@@ -135,15 +133,9 @@ def _train_run(job: dict, setup: dict) -> dict:
 
 
 def run(args) -> None:
-    from spizoo import experiment
     from spizoo.sim.augment import AugmentPolicy
 
-    t0 = time.time()
-    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # should JAX start here too: the GPU is the runs'
-    out, work = Path(args.out), Path(args.work)
-    out.mkdir(parents=True, exist_ok=True)
-    work.mkdir(parents=True, exist_ok=True)
-    config = experiment.load(args.config, args.set)
+    t0, out, work, config = shared.start(args)
     if config.sim.kind != "msft" or config.data.normalize != "none" or config.data.flip:
         raise SystemExit(
             f"{args.config}: this script simulates sim.kind: msft and feeds its [0, 1] log images as they are "
