@@ -33,7 +33,7 @@ from op_profile import op_times, print_profile  # noqa: E402
 
 from spizoo.data.pipeline import DataConfig, load_dataset_info, make_dataset  # noqa: E402
 from spizoo.models import registry  # noqa: E402
-from spizoo.models.training import resolve_precision  # noqa: E402
+from spizoo.models.precision import resolve_precision  # noqa: E402
 
 BATCH = 64
 POLICIES = ("float32", "mixed_bfloat16")

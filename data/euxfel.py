@@ -53,7 +53,11 @@ def is_run_directory(path: str | Path) -> bool:
 
 
 def _open(path: Path):
-    import extra_data  # pandas and xarray: only for runs
+    # EXtra-data and EXtra-geom import xarray lazily and test for it with sys.modules.get("xarray"): a thread that
+    # tests while another imports it gets a half-made module ("partially initialized module 'xarray' has no
+    # attribute 'DataArray'"; seen when classify's reader thread and a geometry view met). Imported whole here.
+    import extra_data  # pandas: only for runs
+    import xarray  # noqa: F401
 
     try:
         return extra_data.RunDirectory(str(path))

@@ -6,10 +6,11 @@ Importing this package itself loads no TensorFlow.
 """
 
 
-def load_model(path):
-    """Loads a ``.keras`` file saved by spizoo (registers spizoo's layers and metrics first)."""
+def load_model(path, *, compile: bool = True):
+    """Loads a ``.keras`` file saved by spizoo (registers spizoo's layers and metrics first); ``compile=False``
+    leaves out the optimizer (for inference: :func:`spizoo.models.inference.load_for_inference`)."""
     import keras  # loads TensorFlow: only when used
 
     from spizoo.models import metrics, resnet  # noqa: F401 - register the serializable classes
 
-    return keras.saving.load_model(path)
+    return keras.saving.load_model(path, compile=compile)

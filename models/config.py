@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+from spizoo.models.precision import PRECISIONS
+
 STRATEGIES = ("default", "mirrored", "multi_worker")
 SCHEDULES = ("constant", "cosine")
 

@@ -46,28 +46,9 @@ from spizoo.data.tfrecord import CorruptRecordError
 from spizoo.models import registry
 from spizoo.models.cluster import ensure_tf_config
 from spizoo.models.config import ModelConfig, TrainConfig  # noqa: F401 - part of this module's interface
+from spizoo.models.precision import global_policy, resolve_precision
 
 BATCH_NORM_BATCHES = 32  # shuffled training batches averaged into batch-norm statistics before validation
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has native bfloat16 arithmetic (AVX-512 BF16 or AMX)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(name: str) -> str:
-    """The Keras dtype policy for ``train.mixed_precision``."""
-    if name != "auto":
-        return name
-    import tensorflow as tf  # TensorFlow loads in seconds: only when used
-
-    if tf.config.list_physical_devices("GPU"):
-        return "mixed_float16"
-    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
 
 
 def make_strategy(name: str):
@@ -357,14 +338,10 @@ def train(config, data_dir: str | Path, run_dir: str | Path) -> dict:
     if tc.deterministic:
         tf.config.experimental.enable_op_determinism()
     policy = resolve_precision(tc.mixed_precision)
-    previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(policy)
-    try:
+    with global_policy(policy):
         if by_regression:
             return _fit_logistic_regression(config, info, data_dir, run_dir, policy)
         return _fit(config, info, data_dir, run_dir, first, policy)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
 
 
 def _fit(config, info: dict, data_dir: str, run_dir: Path, first: int, policy: str) -> dict:

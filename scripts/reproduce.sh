@@ -94,7 +94,7 @@ e5() {
   for _ in $(seq 240); do grep -q "spizoo serve:" "$OUT/e5_serve.log" && break; sleep 0.5; done
   run "$SPIZOO" classify grpc://127.0.0.1:18500/hits "$OUT/e5_frames/patterns.cxi" --out "$OUT/e5_served.h5"
   kill "$pid"; wait "$pid" || true
-  run "$SPIZOO" classify "$OUT/e1_run" "$OUT/e5_frames/patterns.cxi" --out "$OUT/e5_in_process.h5" --threshold 0.5
+  run "$SPIZOO" classify "$OUT/e1_run" "$OUT/e5_frames/patterns.cxi" --out "$OUT/e5_in_process.h5" --threshold 0.5 --precision float32
   .venv/bin/python - "$OUT" <<'PY'
 import sys, h5py, numpy as np
 out = sys.argv[1]

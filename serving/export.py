@@ -31,7 +31,6 @@ from spizoo.core import compat
 from spizoo.core.task import Task
 from spizoo.data import schema, tfrecord
 from spizoo.data.pipeline import DataConfig, load_dataset_info, preprocess
-from spizoo.models import load_model
 from spizoo.models.training import pipeline_config
 from spizoo.sim import icosahedral, quaternion
 
@@ -59,6 +58,7 @@ def export(
     task: Task,
     version: int | None = None,
     config_base_path: str | None = None,
+    precision: str = "float32",
 ) -> Path:
     """Exports ``run_dir/best.keras`` as ``base_path/name/<version>``; returns that directory.
 
@@ -67,12 +67,16 @@ def export(
         version: the version number (default: one more than the newest one there).
         config_base_path: the directory ``models.config`` names in place of ``base_path`` (the path the
             server sees, e.g. ``/models`` inside the TF Serving container); default ``base_path``, absolute.
+        precision: what the graph computes in (:data:`spizoo.models.precision.PRECISIONS`; ``auto`` is decided
+            by this machine, not the server's); batch norm is folded into the convolutions either way.
 
     Raises:
         FileNotFoundError: if the run has no ``best.keras``.
         FileExistsError: if the version exists.
         ValueError: for a bad name or version.
     """
+    from spizoo.models.inference import load_for_inference  # loads Keras: only when a model is exported
+
     run_dir, base_path = Path(run_dir), Path(base_path)
     if not name or not all(c.isalnum() or c in "-_." for c in name):
         raise ValueError(f"model name must be letters, digits, '-', '_' or '.', got {name!r}")
@@ -88,7 +92,7 @@ def export(
         raise FileExistsError(f"{final} exists; versions are immutable, export as a new version")
 
     info = load_dataset_info(run_dir)
-    model = load_model(run_dir / "best.keras")
+    model = load_for_inference(run_dir / "best.keras", precision)
     partial = model_base / f".partial-{version}"
     shutil.rmtree(partial, ignore_errors=True)
     model_base.mkdir(parents=True, exist_ok=True)

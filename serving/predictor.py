@@ -15,7 +15,6 @@ import numpy as np
 from spizoo.core.task import Task
 from spizoo.data.frame_check import FrameChecker, TrainedOn
 from spizoo.data.pipeline import load_dataset_info
-from spizoo.models import load_model
 from spizoo.serving.client import Client, ServingClientError
 from spizoo.serving.export import serving_outputs, versions
 
@@ -97,15 +96,20 @@ def from_saved_model(path: str | Path, threshold: float | None = None) -> Predic
     return Predictor(_as_numpy(lambda x: signature(images=x)), f"SavedModel {path}", *_threshold(threshold), trained_on)
 
 
-def from_run(run_dir: str | Path, data, task: Task, threshold: float | None = None) -> Predictor:
+def from_run(
+    run_dir: str | Path, data, task: Task, threshold: float | None = None, precision: str = "float32"
+) -> Predictor:
     """A run directory's ``best.keras`` with the run's ``data:`` section and task, through the same graph
-    ``spizoo export`` writes. Without ``threshold``, the operating point ``spizoo evaluate`` chose for the run
-    (its ``evaluation/report.json``), else 0.5."""
+    ``spizoo export`` writes, computing in ``precision`` (:func:`spizoo.models.inference.load_for_inference`).
+    Without ``threshold``, the operating point ``spizoo evaluate`` chose for the run (its
+    ``evaluation/report.json``), else 0.5."""
     import tensorflow as tf  # seconds to import: only once a model is really run
+
+    from spizoo.models.inference import load_for_inference  # loads Keras: only once a model is really run
 
     run = Path(run_dir)
     info = load_dataset_info(run)
-    outputs = serving_outputs(load_model(run / "best.keras"), data, info, task)
+    outputs = serving_outputs(load_for_inference(run / "best.keras", precision), data, info, task)
     chosen, source = _threshold(threshold)
     report = run / "evaluation" / "report.json"
     if threshold is None and report.exists():

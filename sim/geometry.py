@@ -42,6 +42,7 @@ DETECTORS = {
 
 def _extra_geom():
     import extra_geom  # imports pandas and matplotlib: only when a geometry is built
+    import xarray  # noqa: F401 - see data/euxfel.py::_open: imported whole before frames are read in a thread
 
     return extra_geom
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from spizoo import experiment
 from spizoo.core.task import Task
 from spizoo.models import zoo
+from spizoo.models.precision import PRECISIONS
 from spizoo.serving.predictor import Predictor, from_run, from_saved_model, from_server
 
 
@@ -66,7 +67,21 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         help="single-hit score threshold (default: the run's evaluated operating point, else 0.5)",
     )
     parser.add_argument("--batch-size", type=int, default=64, help="frames per model call")
+    add_precision(parser)
     add_strict(parser)
+
+
+def add_precision(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    """``--precision``: what a run directory's or zoo model's network computes in (``default`` None: ``auto``, and
+    a SavedModel or server computes as it was exported)."""
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=default,
+        help=f"what the network computes in (default {default or 'auto'}; auto: bfloat16 on a CPU with bfloat16 "
+        "arithmetic, float16 on a GPU, else float32); outputs are float32 either way"
+        + ("; a SavedModel or server computes as it was exported" if default is None else ""),
+    )
 
 
 def add_strict(parser: argparse.ArgumentParser) -> None:
@@ -175,26 +190,34 @@ def load_run(run_dir: str | Path) -> tuple[experiment.Config, Task]:
     return config, experiment.task(config)
 
 
-def load_predictor(model: str, threshold: float | None = None) -> Predictor:
+def load_predictor(model: str, threshold: float | None = None, precision: str | None = None) -> Predictor:
     """The :class:`~spizoo.serving.predictor.Predictor` of a run directory (``spizoo train``), a zoo model
     (``zoo:NAME``), an exported SavedModel (a version, or a base path: its newest version) or a server URL
-    naming the model (``http://host:8501/NAME``, ``grpc://host:8500/NAME``).
+    naming the model (``http://host:8501/NAME``, ``grpc://host:8500/NAME``). ``precision``: what a run's
+    network computes in (default ``auto``).
 
     Raises:
-        FileNotFoundError, ValueError: for a path that is none of these, naming what it lacks.
+        FileNotFoundError: for a path that is none of these, naming what it lacks.
+        ValueError: for a ``precision`` given with a SavedModel or server, which compute as exported.
     """
-    if model.startswith(("http://", "https://", "grpc://")):
-        return from_server(model, threshold)
     path = Path(zoo.resolve(model))
     if (path / "best.keras").exists():
         config, task = load_run(path)
-        return from_run(path, config.data, task, threshold)
-    if (path / "saved_model.pb").exists() or any(p.name.isdigit() for p in path.glob("*")):
-        return from_saved_model(path, threshold)
-    raise FileNotFoundError(
-        f"{model}: not a run directory (no best.keras), an exported SavedModel (no saved_model.pb or numbered "
-        "versions) or a server URL (http://, grpc://)"
-    )
+        return from_run(path, config.data, task, threshold, precision or "auto")
+    if model.startswith(("http://", "https://", "grpc://")):
+        kind = "a model server"
+    elif (path / "saved_model.pb").exists() or any(p.name.isdigit() for p in path.glob("*")):
+        kind = "an exported SavedModel"
+    else:
+        raise FileNotFoundError(
+            f"{model}: not a run directory (no best.keras), an exported SavedModel (no saved_model.pb or numbered "
+            "versions) or a server URL (http://, grpc://)"
+        )
+    if precision is not None:
+        raise ValueError(
+            f"--precision {precision}: {model} is {kind}, which computes as it was exported (spizoo export --precision)"
+        )
+    return from_server(model, threshold) if kind == "a model server" else from_saved_model(path, threshold)
 
 
 # Progress of long loops: a bar on a terminal; in a log file or a pipe a line now and then, never a line per step.

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> dict:
         return _run_pipeline(args, beam_args)
     if beam_args:
         raise ValueError(f"Apache Beam's options ({' '.join(beam_args)}) need --out-dir (a results file per input)")
-    predictor = load_predictor(args.model, args.threshold)
+    predictor = load_predictor(args.model, args.threshold, args.precision)
     view = view_finder(args, args.model)
     summary, results = classify_files(
         predictor,
@@ -87,8 +87,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> dict:
     return summary
 
 
-PIPELINE_ARGS = ("model", "threshold", "files", "out_dir", "suffix", "batch_size", "dataset", "strict", "source")
-PIPELINE_ARGS += ("geometry", "bin", "pixels")
+PIPELINE_ARGS = ("model", "threshold", "precision", "files", "out_dir", "suffix", "batch_size", "dataset", "strict")
+PIPELINE_ARGS += ("source", "geometry", "bin", "pixels")
 
 
 def _run_pipeline(args: argparse.Namespace, beam_args: list[str]) -> dict:
@@ -116,7 +116,7 @@ def run_pipeline(request: dict) -> dict:
         args.files,
         args.out_dir,
         args.beam_args,
-        make_predictor=functools.partial(load_predictor, args.model, args.threshold),
+        make_predictor=functools.partial(load_predictor, args.model, args.threshold, args.precision),
         make_view=functools.partial(view_finder, args, args.model),
         suffix=args.suffix,
         batch_size=args.batch_size,

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from spizoo import plots
-from spizoo.commands._common import input_dir, json_text, load_run, model_reference, output_dir, quoted
+from spizoo.commands._common import add_precision, input_dir, json_text, load_run, model_reference, output_dir, quoted
 from spizoo.core.labels import CLASS_NAMES
 from spizoo.data.pipeline import load_dataset_info, load_examples, preprocess
-from spizoo.models import load_model, zoo
+from spizoo.models import zoo
 from spizoo.models.evaluation import binary_report, classifier_report, physics_report, regressor_report
+from spizoo.models.precision import resolve_precision
 from spizoo.models.training import pipeline_config, predict_dataset
 
 DESCRIPTION = """\
@@ -48,10 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target-fpr", type=float, default=0.01, help="false-positive rate for the single-hit threshold"
     )
+    add_precision(parser, "auto")
 
 
 def run(args: argparse.Namespace) -> dict:
-    return evaluate(args.run_dir, args.data, target_fpr=args.target_fpr, out=args.out)
+    return evaluate(args.run_dir, args.data, target_fpr=args.target_fpr, out=args.out, precision=args.precision)
 
 
 def summary_line(report: dict) -> str:
@@ -118,10 +120,19 @@ def confusion_table(confusion: dict) -> str:
 
 
 def evaluate(
-    run_dir: str | Path, pattern: str, *, target_fpr: float = 0.01, batch_size: int = 64, out: str | Path | None = None
+    run_dir: str | Path,
+    pattern: str,
+    *,
+    target_fpr: float = 0.01,
+    batch_size: int = 64,
+    out: str | Path | None = None,
+    precision: str = "auto",
 ) -> dict:
-    """Evaluates ``run_dir/best.keras`` on the records matching ``pattern``; writes ``out`` (default
-    ``run_dir/evaluation/``)."""
+    """Evaluates ``run_dir/best.keras``, computing in ``precision`` as ``spizoo classify`` does
+    (:func:`spizoo.models.inference.load_for_inference`), on the records matching ``pattern``; writes ``out``
+    (default ``run_dir/evaluation/``)."""
+    from spizoo.models.inference import load_for_inference  # loads Keras: only when a model is evaluated
+
     run_dir = Path(run_dir)
     if out is None and zoo.is_zoo(run_dir):
         raise ValueError(
@@ -140,7 +151,7 @@ def evaluate(
     output_dir(out, "the report directory")
     config, task = load_run(run_dir)
     images, labels, targets, shapes, params = load_examples(pattern, config.data.crop)  # before TensorFlow loads
-    model = load_model(run_dir / "best.keras")
+    model = load_for_inference(run_dir / "best.keras", precision)
     predict = _predictor(config, run_dir, images, batch_size)
     outputs = predict(model).astype(np.float64)
     out.mkdir(parents=True, exist_ok=True)
@@ -185,6 +196,7 @@ def evaluate(
         rows = list(csv.DictReader(history.open()))
         plots.training_curves(rows, out / "training_curves.png")
     report["data"] = pattern
+    report["precision"] = resolve_precision(precision)
     (out / "report.json").write_text(json_text(report))  # rows of the confusion matrix on a line each
     report["report"] = str(out / "report.json")
     return report

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spizoo.commands._common import input_dir, load_run, model_reference, output_dir, quoted
+from spizoo.commands._common import add_precision, input_dir, load_run, model_reference, output_dir, quoted
 from spizoo.serving import export
 
 DESCRIPTION = """\
@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config-base-path", help="base path written into models.config instead of BASE_PATH (e.g. /models)"
     )
+    add_precision(parser, "float32")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -36,7 +37,12 @@ def run(args: argparse.Namespace) -> dict:
         input_dir(args.run_dir, "RUN_DIR", hint="give the run directory of `spizoo train … --out RUN_DIR`")
     output_dir(args.base_path, "--base-path")
     path = export_run(
-        args.run_dir, args.base_path, args.name, version=args.version, config_base_path=args.config_base_path
+        args.run_dir,
+        args.base_path,
+        args.name,
+        version=args.version,
+        config_base_path=args.config_base_path,
+        precision=args.precision,
     )
     return {**export.summary(path), "models_config": str(Path(args.base_path) / export.MODELS_CONFIG)}
 

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> dict:
     name = Path(args.directory).resolve().name if args.directory else args.karabo_bridge.rsplit(":", 1)[-1]
     out = args.out or f"spizoo-monitor-{name}"
     output_dir(out, "--out")
-    predictor, view = load_predictor(args.model, args.threshold), view_finder(args, args.model)
+    predictor, view = load_predictor(args.model, args.threshold, args.precision), view_finder(args, args.model)
     common = {"window": args.window, "batch_size": args.batch_size, "plot": plots.hit_rate, "strict": args.strict}
     if args.karabo_bridge:
         monitor = BridgeMonitor(predictor, args.karabo_bridge, out, view=view, timeout=args.timeout, **common)

@@ -17,7 +17,7 @@ import pytest
 from spizoo.beam_pipelines import generate
 from spizoo.data.pipeline import load_dataset_info, make_dataset
 from spizoo.experiment import load
-from spizoo.models import load_model, registry, training
+from spizoo.models import load_model, precision, registry, training
 
 DATA = [
     "dataset.patterns=160",
@@ -123,8 +123,8 @@ def _assert_final_is_last_row(summary, rows):
 
 
 def test_precision_and_strategy_choices():
-    assert training.resolve_precision("float32") == "float32"
-    assert training.resolve_precision("auto") == ("mixed_bfloat16" if training.cpu_has_bf16() else "float32")
+    assert precision.resolve_precision("float32") == "float32"
+    assert precision.resolve_precision("auto") == ("mixed_bfloat16" if precision.cpu_has_bf16() else "float32")
     with pytest.raises(ValueError, match="TF_CONFIG"):
         os.environ.pop("TF_CONFIG", None)
         training.make_strategy("multi_worker")

@@ -34,7 +34,8 @@ def _digest(path):
 def test_run_dir_saved_model_and_server_give_the_same_results(runs, exported, cxi_files, tmp_path):
     run, _ = runs["hits"]
     before = [_digest(p) for p in cxi_files]
-    summary, columns = classify_files(load_predictor(str(run)), cxi_files, tmp_path / "run.h5")
+    # In float32, as exported: the same graph to round-off (--precision auto may compute in bfloat16).
+    summary, columns = classify_files(load_predictor(str(run), precision="float32"), cxi_files, tmp_path / "run.h5")
     assert summary["frames"] == 12 and sum(summary["frames_per_class"].values()) == 12
     assert summary["threshold"] == {"value": 0.5, "from": "default"}
     assert not (tmp_path / "run.png").exists()  # figures are the command's (below)
@@ -59,6 +60,10 @@ def test_run_dir_saved_model_and_server_give_the_same_results(runs, exported, cx
             np.testing.assert_allclose(f["probabilities"][()], reference["probabilities"], rtol=1e-5, atol=1e-6)
             np.testing.assert_array_equal(f["classes"][()], reference["classes"])
     assert [_digest(p) for p in cxi_files] == before  # inputs are never modified
+    # A SavedModel or server computes as it was exported: --precision is refused for them, naming the way.
+    for model in (str(exported / "hits"), "http://127.0.0.1:8501/hits"):
+        with pytest.raises(ValueError, match="computes as it was exported \\(spizoo export --precision\\)"):
+            load_predictor(model, precision="mixed_bfloat16")
 
 
 def test_csv_results_threshold_from_the_evaluation_and_errors(runs, cxi_files, tmp_path, capsys):
