@@ -2,7 +2,9 @@
 batch norm as element-wise ops: the baseline) and as ``spizoo classify``, ``evaluate`` and ``export`` run it
 now (:func:`spizoo.models.inference.fold_batch_norm`: batch norm folded into the convolutions), side by side on
 the same batch: images/s at batch 64, milliseconds for one image at batch 1 (seed 001's network took 5 ms per
-image on a GTX 1060), and FLOP/s against this machine's measured matmul peak.
+image on a GTX 1060), and FLOP/s against this machine's measured matmul peak. One more row, ``eager``: the
+folded network at the default precision called eagerly, batch by batch, as ``spizoo evaluate`` and training's
+feature extraction called it before they compiled the call.
 
     python benchmarks/inference.py [--repeats 5] [--profile]
 
@@ -74,6 +76,8 @@ def main() -> None:
     rows, calls = {}, {}
     for name in NAMES:
         calls[name] = {(p, b): mc for p in POLICIES for b, mc in built(name, p).items()}
+        folded = calls[name][(default, "folded")][0]
+        calls[name][(default, "eager")] = (folded, lambda x, m=folded: m(x, training=False))
         t64 = {k: [] for k in calls[name]}
         t1 = {k: [] for k in calls[name]}
         for _ in range(args.repeats):
@@ -109,6 +113,8 @@ def main() -> None:
         best = max(rate[(n, p, "keras")] for p in POLICIES)
         ratios[f"default ({default} folded) / before (float32 keras), {n}"] = rate[(n, default, "folded")] / before
         ratios[f"default / the baseline at its faster precision, {n}"] = rate[(n, default, "folded")] / best
+        eager = rate[(n, default, "eager")]
+        ratios[f"compiled / eager call (default folded), {n}"] = rate[(n, default, "folded")] / eager
     for k, v in ratios.items():
         print(f"{k:<80}{v:>6.2f}")
     target = ratios[f"default ({default} folded) / before (float32 keras), {NAMES[0]}"]

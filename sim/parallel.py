@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.pool
+import multiprocessing.spawn
 import os
+import shlex
 import signal
+import tempfile
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 from spizoo.sim import simulate
 from spizoo.sim.spi import SpiConfig
@@ -44,19 +49,54 @@ def _single_threaded_children() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _children_ignore_sigint() -> Iterator[None]:
-    """Processes started inside ignore SIGINT from their first instruction (an ignored signal stays ignored
-    across exec, and Python keeps it so): a Ctrl-C at the terminal, which reaches the whole process group,
-    interrupts this process alone, which then stops them, instead of a traceback from each one while it imports.
-    This process is deaf to Ctrl-C only while it starts them (milliseconds)."""
+def _sigint_deferred() -> Iterator[None]:
+    """A SIGINT inside is delivered on leaving, to the handler there was before: a KeyboardInterrupt inside a
+    pool's constructor would leave the workers it had started without an owner to stop them."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
         return
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        signal.raise_signal(signal.SIGINT)
+
+
+@contextlib.contextmanager
+def worker_pool(processes: int) -> Iterator[multiprocessing.pool.Pool]:
+    """A spawn pool of ``processes`` workers, one BLAS thread each, that ignore SIGINT from their first
+    instruction; terminated and waited for on leaving, so none lingers.
+
+    A Ctrl-C at the terminal reaches the whole process group: the workers ignore it and this process stops
+    them, instead of a traceback from each one while it imports. Each worker starts through a two-line shell
+    script that ignores SIGINT and executes Python (an ignored signal stays ignored across exec, and Python
+    keeps it so); this process never ignores it (one arriving while the pool starts is raised once it has).
+    """
+    ctx = multiprocessing.get_context("spawn")
+    python = multiprocessing.spawn.get_executable()
+    pool = None
+    with tempfile.TemporaryDirectory(prefix="spizoo-workers-") as tmp:
+        launcher = Path(tmp) / "python"
+        launcher.write_text(f"#!/bin/sh\ntrap '' INT\nexec {shlex.quote(os.fsdecode(python))} \"$@\"\n")
+        launcher.chmod(0o700)
+        # In a temporary folder mounted noexec (some clusters' /tmp) the workers start as Python itself, and a
+        # Ctrl-C while they import prints their tracebacks too; everything else is the same.
+        executable = str(launcher) if os.access(launcher, os.X_OK) else python
+        try:
+            with _single_threaded_children(), _sigint_deferred():
+                ctx.set_executable(executable)
+                try:
+                    pool = ctx.Pool(processes)
+                finally:
+                    ctx.set_executable(python)
+            yield pool
+        finally:  # the launcher is kept until here: a worker's shell reads it after this process started it
+            if pool is not None:
+                pool.terminate()
+                pool.join()
 
 
 def iterate_patterns(cfg, seed: int, n: int, *, workers: int = 1) -> Iterator:
@@ -70,13 +110,6 @@ def iterate_patterns(cfg, seed: int, n: int, *, workers: int = 1) -> Iterator:
         for task in tasks:
             yield from _simulate_chunk(task)
         return
-    pool = None
-    try:
-        with _single_threaded_children(), _children_ignore_sigint():
-            pool = multiprocessing.get_context("spawn").Pool(min(workers, len(tasks)))
+    with worker_pool(min(workers, len(tasks))) as pool:
         for patterns in pool.imap(_simulate_chunk, tasks):
             yield from patterns
-    finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
