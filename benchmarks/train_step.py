@@ -1,7 +1,8 @@
-"""Training images/s of each model at batch 64 in float32 and mixed_bfloat16, built with Keras's batch norm
-and dropout (the implementation before spizoo.models.layers: the baseline) and with spizoo's (the default),
-side by side on the same batch; achieved FLOP/s against this machine's measured matmul peak; and
-``spizoo train``'s input pipeline against in-memory tensors.
+"""Training images/s of each model at batch 64 in float32 and mixed_bfloat16, built with Keras's convolution,
+batch norm and dropout (the implementation before spizoo.models.layers: the baseline) and with spizoo's (the
+default), side by side on the same batch, and for ResNet-34 spizoo's without the patch kernel gradient of
+``Conv2D`` (``no-patch``); achieved FLOP/s against this machine's measured matmul peak; and ``spizoo train``'s
+input pipeline against in-memory tensors.
 
     python benchmarks/train_step.py [--steps 6] [--profile]
 
@@ -35,11 +36,13 @@ from op_profile import op_times, print_profile  # noqa: E402
 
 from spizoo.data.pipeline import DataConfig, load_dataset_info, make_dataset  # noqa: E402
 from spizoo.models import registry  # noqa: E402
+from spizoo.models.layers import Conv2D  # noqa: E402
 from spizoo.models.precision import resolve_precision  # noqa: E402
 
 BATCH = 64
 POLICIES = ("float32", "mixed_bfloat16")
 LAYERS = {"keras": True, "spizoo": False}  # name → ``keras_layers``: the baseline, the default
+SMALL_MAPS = ("resnet34_regressor",)  # the model with maps of ≤ 4 × 4, where Conv2D's patch gradient applies
 
 
 def compiled(name: str, policy: str, layers: str = "spizoo"):
@@ -104,6 +107,11 @@ def main() -> None:
     for name in ("resnet10_classifier", "resnet34_regressor"):
         steps = args.steps * (2 if name.startswith("resnet10") else 1)
         variants = {(p, layers): compiled(name, p, layers) for p in POLICIES for layers in LAYERS}
+        if name in SMALL_MAPS:  # spizoo's layers with oneDNN's kernel gradient: what the patch gradient buys
+            variants[("mixed_bfloat16", "no-patch")] = off = compiled(name, "mixed_bfloat16")
+            for layer in off[0].layers:
+                if isinstance(layer, Conv2D):
+                    layer.patch_gradient_positions = 0
         runs = {k: (lambda m=m, n=steps: step_rate(m[0], m[1], n)) for k, m in variants.items()}
         for (policy, layers), rate in alternating(runs).items():
             flops = 3 * forward_flops(variants[(policy, layers)][0]) * rate
@@ -141,6 +149,9 @@ def main() -> None:
     names = ("resnet10_classifier", "resnet34_regressor")
     rate = {k: r["images_per_s"] for k, r in rows.items()}
     layer_speedup = {f"{n}/{p}": rate[(n, p, "spizoo")] / rate[(n, p, "keras")] for n in names for p in POLICIES}
+    patch_speedup = {
+        n: rate[(n, "mixed_bfloat16", "spizoo")] / rate[(n, "mixed_bfloat16", "no-patch")] for n in SMALL_MAPS
+    }
     bf16_speedup = {n: rate[(n, "mixed_bfloat16", "spizoo")] / rate[(n, "float32", "spizoo")] for n in names}
     # spizoo train's default step (mixed_precision auto: bfloat16 on a CPU with bf16 instructions, else float32)
     # against the baseline's faster precision.
@@ -154,6 +165,8 @@ def main() -> None:
         print(f"{'spizoo / keras layers, ' + k:<56}{v:>9.2f}")
     for n, v in bf16_speedup.items():
         print(f"{'bf16 / f32 (spizoo layers), ' + n:<56}{v:>9.2f}")
+    for n, v in patch_speedup.items():
+        print(f"{'bf16 patch / oneDNN kernel gradient, ' + n:<56}{v:>9.2f}")
     for n, v in default_speedup.items():
         print(f"{f'spizoo train default ({default}) / best baseline, ' + n:<56}{v:>9.2f}")
     print(f"{'resnet10 fit from TFRecords, images/s (best of 3)':<56}{from_records:>9.1f}")
@@ -183,6 +196,7 @@ def main() -> None:
                 "rows": {f"{n}/{p}/{la}": {k: round(v, 3) for k, v in r.items()} for (n, p, la), r in rows.items()},
                 "layer_speedup": {k: round(v, 3) for k, v in layer_speedup.items()},
                 "bf16_speedup": {k: round(v, 3) for k, v in bf16_speedup.items()},
+                "patch_gradient_speedup": {k: round(v, 3) for k, v in patch_speedup.items()},
                 "default_policy": default,
                 "default_speedup": {k: round(v, 3) for k, v in default_speedup.items()},
                 "fit_images_per_s": {"records": round(from_records, 1), "memory": round(in_memory, 1)},

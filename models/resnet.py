@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from spizoo.core.task import ORIENTATION_SIZE, PARTICLE_COUNT
-from spizoo.models.layers import ByteDropout, FusedBatchNormalization
+from spizoo.models.layers import ByteDropout, Conv2D, FusedBatchNormalization
 from spizoo.models.registry import register
 
 SPECS = {
@@ -87,7 +87,7 @@ class ResNet(keras.Model):
         stack_blocks: blocks per stack, overriding the spec (e.g. ``[2, 2]`` = the paper's (n, m) = (4, 4)).
         standardize: put a :class:`Standardize` layer holding dataset statistics at the input.
         dropout, l2: override the spec's regularisation.
-        keras_layers: build with Keras's own BatchNormalization and Dropout instead of the faster equivalents
+        keras_layers: build with Keras's own Conv2D, BatchNormalization and Dropout instead of the faster equivalents
             of :mod:`spizoo.models.layers` (same weights and outputs: the training benchmark's baseline).
     """
 
@@ -118,9 +118,10 @@ class ResNet(keras.Model):
         regularizer = keras.regularizers.L2(reg) if reg else None
         norm = keras.layers.BatchNormalization if keras_layers else FusedBatchNormalization
         dropout_layer = keras.layers.Dropout if keras_layers else ByteDropout
+        conv_layer = keras.layers.Conv2D if keras_layers else Conv2D
 
         def conv(x, filters, kernel, strides=1, name=None):
-            return keras.layers.Conv2D(
+            return conv_layer(
                 filters,
                 kernel,
                 strides=strides,

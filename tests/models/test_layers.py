@@ -1,12 +1,12 @@
-"""The fused batch norm and byte dropout compute what Keras's layers compute (models/layers.py)."""
+"""The convolution, fused batch norm and byte dropout compute what Keras's layers compute (models/layers.py)."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from spizoo.models import load_model, registry
-from spizoo.models.layers import ByteDropout, FusedBatchNormalization
+from spizoo.models import layers, load_model, registry
+from spizoo.models.layers import ByteDropout, Conv2D, FusedBatchNormalization, _conv2d_with_patch_gradient
 from spizoo.models.resnet import ResNet
 
 SMALL = (32, 32, 1)
@@ -56,6 +56,65 @@ def test_fused_batch_norm_in_bfloat16_and_what_it_leaves_to_keras():
     assert not ours._fusable(flat, None) and ours._fusable(tf.constant(x), None)
     plain = keras.layers.BatchNormalization()(flat, training=True)
     np.testing.assert_allclose(FusedBatchNormalization()(flat, training=True), plain, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "shape, kernel, strides, padding",
+    [
+        ((3, 4, 4, 8), (3, 3, 8, 6), (1, 1), "same"),
+        ((3, 5, 5, 8), (3, 3, 8, 6), (2, 2), "same"),  # odd size, stride 2: TensorFlow pads more at the end
+        ((2, 6, 7, 4), (3, 1, 4, 5), (2, 1), "valid"),
+        ((2, 4, 4, 8), (1, 1, 8, 6), (2, 2), "same"),
+    ],
+)
+def test_patch_gradient_is_the_convolution_gradient(shape, kernel, strides, padding):
+    """dK = patches(x)ᵀ · dy, and dx, equal TensorFlow's own gradients of the same convolution (float32)."""
+    rng = np.random.default_rng(5)
+    x = tf.constant(rng.normal(0, 1, shape), tf.float32)
+    k = tf.constant(rng.normal(0, 1, kernel), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, k])
+        ours = _conv2d_with_patch_gradient(tf, x, k, strides, padding)
+        theirs = tf.nn.conv2d(x, k, [1, *strides, 1], padding.upper())
+        weight = tf.constant(rng.normal(0, 1, theirs.shape), tf.float32)  # a non-uniform output gradient
+        losses = [tf.reduce_sum(o * weight) for o in (ours, theirs)]
+    np.testing.assert_array_equal(ours, theirs)
+    for a, b in zip(tape.gradient(losses[0], [x, k]), tape.gradient(losses[1], [x, k]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_conv2d_takes_the_patch_gradient_only_on_small_bfloat16_maps_in_training(tmp_path, monkeypatch):
+    calls = []
+    counted = lambda *a: calls.append(a) or _conv2d_with_patch_gradient(*a)  # noqa: E731
+    monkeypatch.setattr(layers, "_conv2d_with_patch_gradient", counted)
+    keras.utils.set_random_seed(0)
+    args = {"strides": 2, "padding": "same", "use_bias": True, "activation": "tanh", "dtype": "mixed_bfloat16"}
+    ours, theirs = Conv2D(16, 3, **args), keras.layers.Conv2D(16, 3, **args)
+    small, large = (np.random.default_rng(6).normal(0, 1, (4, s, s, 32)).astype(np.float32) for s in (8, 16))
+    for layer in (ours, theirs):
+        layer.build(small.shape)
+    ours.set_weights([w + 0.1 for w in theirs.get_weights()])  # a bias that is not zero
+    theirs.set_weights(ours.get_weights())
+    assert ours._patch_gradient(tf.constant(small, tf.bfloat16))  # 4 × 4 output positions
+    assert not ours._patch_gradient(tf.constant(large, tf.bfloat16))  # 8 × 8
+    assert not ours._patch_gradient(tf.constant(small))  # float32: oneDNN's own
+    with tf.GradientTape(persistent=True) as tape:
+        outs = [layer(small, training=True) for layer in (ours, theirs)]
+        losses = [tf.reduce_sum(tf.cast(o, tf.float32) * tf.range(1.0, 17.0)) for o in outs]
+    assert outs[0].dtype == tf.bfloat16 and len(calls) == 1
+    np.testing.assert_array_equal(outs[0], outs[1])
+    grads = [tape.gradient(loss, m.trainable_weights) for loss, m in zip(losses, (ours, theirs), strict=True)]
+    for a, b in zip(*grads, strict=True):
+        assert a.dtype == tf.float32  # reaches the float32 variables
+        np.testing.assert_allclose(a, b, rtol=0.02, atol=0.02 * float(tf.reduce_max(tf.abs(b))))
+    np.testing.assert_array_equal(ours(small, training=False), theirs(small, training=False))
+    assert len(calls) == 1  # inference is Keras's own
+    # Saved under Keras's class name: a model of these loads Keras's weights files and the other way round.
+    model = keras.Sequential([keras.Input(small.shape[1:]), Conv2D(4, 3)])
+    model.save_weights(tmp_path / "ours.weights.h5")
+    plain = keras.Sequential([keras.Input(small.shape[1:]), keras.layers.Conv2D(4, 3)])
+    plain.load_weights(tmp_path / "ours.weights.h5")
+    np.testing.assert_array_equal(plain.get_weights()[0], model.get_weights()[0])
 
 
 def test_byte_dropout_keeps_exactly_three_quarters_scaled_by_four_thirds():
