@@ -40,10 +40,6 @@ def _tensorflow():
     return tf
 
 
-def _output_positions(size: int, kernel: int, stride: int, padding: str) -> int:
-    return -(-(size if padding == "same" else size - kernel + 1) // stride)
-
-
 def _conv2d_with_patch_gradient(tf, x, kernel, strides, padding: str):
     """``tf.nn.conv2d(x, kernel)`` (NHWC, no dilation) whose kernel gradient is ``patches(x)ᵀ · dy``: the
     input's k_h × k_w × C_in patches at each output position (``tf.image.extract_patches``, ordered as the
@@ -76,20 +72,16 @@ class Conv2D(keras.layers.Conv2D):
     patch_gradient_positions = PATCH_GRADIENT_POSITIONS
 
     def _patch_gradient(self, inputs) -> bool:
-        h, w = inputs.shape[1:3]
         if (
             keras.backend.standardize_dtype(inputs.dtype) != "bfloat16"
             or self.data_format != "channels_last"
             or self.padding not in ("same", "valid")
             or tuple(self.dilation_rate) != (1, 1)
             or self.groups != 1
-            or h is None
-            or w is None
         ):
             return False
-        (k_h, k_w), (s_h, s_w) = self.kernel_size, self.strides
-        positions = _output_positions(h, k_h, s_h, self.padding) * _output_positions(w, k_w, s_w, self.padding)
-        return positions <= self.patch_gradient_positions
+        h, w = self.compute_output_shape(inputs.shape)[1:3]
+        return h is not None and w is not None and h * w <= self.patch_gradient_positions
 
     def call(self, inputs, training=None):
         tf = _tensorflow()
