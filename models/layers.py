@@ -4,7 +4,7 @@ with faster TensorFlow ops (docs/BENCHMARKS.md, "Model training step").
 - :class:`Conv2D`: in bfloat16 training on small output maps (at most :data:`PATCH_GRADIENT_POSITIONS`
   positions: ResNet-34's last two stacks), the kernel's gradient is one matrix product of the input's patches
   with the output's gradient, ``dK = patches(x)ᵀ · dy``, instead of oneDNN's ``Conv2DBackpropFilter``, which
-  for these shapes runs 2–3.5× slower in bfloat16 than in float32 on this project's CPUs. The same sum over
+  for these shapes runs up to 2.2× slower in bfloat16 than in float32 (benchmarks/conv_gradient.py). The same sum over
   batch and positions, in another order; forward and input gradient are TensorFlow's own.
 
 - :class:`FusedBatchNormalization`: in training, Keras 3's batch norm is a dozen element-wise ops in float32
@@ -27,7 +27,7 @@ import keras
 
 FUSED_DTYPES = ("float32", "bfloat16", "float16")
 # Output maps up to this many positions (4 × 4) take the patch-matmul kernel gradient in bfloat16: where it was
-# faster on every shape of ResNet-34 measured (8 × 8 maps were not: oneDNN's kernel wins there).
+# faster on every shape of ResNet-34 measured (8 × 8 maps were not: benchmarks/conv_gradient.py).
 PATCH_GRADIENT_POSITIONS = 16
 
 
