@@ -364,6 +364,7 @@ def _steps(job: dict, setup: dict) -> int:
 
 def run(args) -> None:
     from spizoo import experiment
+    from spizoo.sim.parallel import worker_pool
 
     t0, out, work, config = start(args)
     if config.data.normalize != "log":
@@ -376,8 +377,7 @@ def run(args) -> None:
     test_cfg = experiment.load(args.config, [*args.set, f"sim.patterns_per_model={args.test_patterns_per_model}"])
     crop = config.data.crop
 
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(args.sim_processes) as pool:
+    with worker_pool(args.sim_processes) as pool:
         pool_cols = simulate(config.sim, config.seed, train_models + val_models, crop, work / "pool.npy", pool)
         t_pool = time.time() - t0
         test_cols = simulate(test_cfg.sim, args.test_seed, args.test_models, crop, work / "test.npy", pool)
@@ -437,7 +437,7 @@ def run(args) -> None:
             f"complete={r['complete']}"
         )
 
-    run_jobs(ctx, jobs, setup, _train_run, _steps, args.processes, out / "runs.jsonl", line)
+    run_jobs(mp.get_context("spawn"), jobs, setup, _train_run, _steps, args.processes, out / "runs.jsonl", line)
 
 
 def variant_jobs(names, train_models: int, epochs: int, seeds) -> list[dict]:
@@ -583,6 +583,7 @@ def rundir(args) -> None:
     import shutil
 
     from spizoo import experiment
+    from spizoo.sim.parallel import worker_pool
 
     config = experiment.load(args.config, args.set)
     per = config.sim.patterns_per_model
@@ -590,7 +591,7 @@ def rundir(args) -> None:
     test_cfg = experiment.load(args.config, [*args.set, f"sim.patterns_per_model={args.test_patterns_per_model}"])
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    with mp.get_context("spawn").Pool(args.sim_processes) as pool:
+    with worker_pool(args.sim_processes) as pool:
         pool_cols = simulate(
             config.sim, config.seed, train_models + val_models, config.data.crop, work / "pool.npy", pool
         )

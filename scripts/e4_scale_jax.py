@@ -134,6 +134,7 @@ def _train_run(job: dict, setup: dict) -> dict:
 
 def run(args) -> None:
     from spizoo.sim.augment import AugmentPolicy
+    from spizoo.sim.parallel import worker_pool
 
     t0, out, work, config = shared.start(args)
     if config.sim.kind != "msft" or config.data.normalize != "none" or config.data.flip:
@@ -143,7 +144,7 @@ def run(args) -> None:
         )
     policy = AugmentPolicy(copies=args.copies, **({"filters": tuple(args.filters)} if args.filters else {}))
     crop, n_train, n_val = config.data.crop, args.train_patterns, args.validation_patterns
-    with mp.get_context("spawn").Pool(args.sim_processes) as pool:
+    with worker_pool(args.sim_processes) as pool:
         train = simulate(config.sim, config.seed, 0, n_train, crop, work / "train.npy", pool, policy)
         val = simulate(config.sim, config.seed, n_train, n_val, crop, work / "validation.npy", pool)
         test = simulate(config.sim, args.test_seed, 0, args.test_patterns, crop, work / "test.npy", pool)
