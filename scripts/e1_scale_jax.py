@@ -416,20 +416,16 @@ def run(args) -> None:
     for job in jobs:
         if job["models"] == train_models:
             setup["run_configs"][run_name(job)] = paper_config(args, job, train_models, val_models)
-    environment = {
-        "simulate_s": round(t_sim, 1),
-        "config": args.config,
-        "overrides": args.set,
-        "train_models": train_models,
-        "validation_models": val_models,
-        "test_models": args.test_models,
-        "test_patterns_per_model": args.test_patterns_per_model,
-        "test_seed": args.test_seed,
-        "processes": args.processes,
-        "budget_s": args.budget_s,
-        **_versions(),
-    }
-    (out / "environment.json").write_text(json.dumps(environment, indent=2))
+    write_environment(
+        out,
+        args,
+        t_sim,
+        train_models=train_models,
+        validation_models=val_models,
+        test_models=args.test_models,
+        test_patterns_per_model=args.test_patterns_per_model,
+        test_seed=args.test_seed,
+    )
 
     def line(r: dict) -> str:
         return (
@@ -563,6 +559,21 @@ def describe(job: dict, per: int) -> str:
     keys = ("schedule", "epochs", "filters") if job["role"] == "variant" else ()
     extra = "".join(f", {k} {job[k]}" for k in keys if k in job)
     return f"{job['role']} {job['models'] * per} patterns seed {job['seed']}{extra}"
+
+
+def write_environment(out: Path, args, t_sim: float, **sizes) -> None:
+    """``out/environment.json``: the simulation's wall time, the config and its overrides, the data's ``sizes``,
+    the processes, the budget and the versions of the libraries that compute."""
+    environment = {
+        "simulate_s": round(t_sim, 1),
+        "config": args.config,
+        "overrides": args.set,
+        **sizes,
+        "processes": args.processes,
+        "budget_s": args.budget_s,
+        **_versions(),
+    }
+    (out / "environment.json").write_text(json.dumps(environment, indent=2))
 
 
 def _versions() -> dict:

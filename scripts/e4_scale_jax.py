@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import multiprocessing as mp
 import os
 import sys
@@ -172,21 +171,17 @@ def run(args) -> None:
         "jax_cache": str(work / "jax_cache"),
         "deadline": t0 + args.budget_s,
     }
-    environment = {
-        "simulate_s": round(t_sim, 1),
-        "config": args.config,
-        "overrides": args.set,
-        "train_patterns": n_train,
-        "copies": policy.copies,
-        "filters": list(policy.filters),
-        "validation_patterns": n_val,
-        "test_patterns": args.test_patterns,
-        "test_seed": args.test_seed,
-        "processes": args.processes,
-        "budget_s": args.budget_s,
-        **shared._versions(),
-    }
-    (out / "environment.json").write_text(json.dumps(environment, indent=2))
+    shared.write_environment(
+        out,
+        args,
+        t_sim,
+        train_patterns=n_train,
+        copies=policy.copies,
+        filters=list(policy.filters),
+        validation_patterns=n_val,
+        test_patterns=args.test_patterns,
+        test_seed=args.test_seed,
+    )
 
     def line(r: dict) -> str:
         error = r["test"]["mean_relative_error"]["mean"]
