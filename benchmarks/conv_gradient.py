@@ -1,6 +1,7 @@
 """Kernel gradient of each of ResNet-34's convolution shapes at batch 64: oneDNN's ``Conv2DBackpropFilter`` in
-float32 and in bfloat16, and the patch matmul ``patches(x)ᵀ · dy`` of ``spizoo.models.layers.Conv2D`` in
-bfloat16, side by side on the same tensors (ms per call, best of five runs of ten calls).
+float32 and in bfloat16, and in bfloat16 the patch matmul ``patches(x)ᵀ · dy`` that ``spizoo.models.layers.Conv2D``
+runs (its :func:`~spizoo.models.layers.patch_kernel_gradient`), side by side on the same tensors (ms per call,
+best of five runs of ten calls).
 
     python benchmarks/conv_gradient.py [--batch 64]
 
@@ -16,7 +17,7 @@ import time
 
 import tensorflow as tf
 
-from spizoo.models.layers import PATCH_GRADIENT_POSITIONS
+from spizoo.models.layers import PATCH_GRADIENT_POSITIONS, patch_kernel_gradient
 
 # (input size, input channels, output channels, kernel, stride) of ResNet-34 on 128 × 128 inputs (models/resnet.py)
 SHAPES = [
@@ -61,11 +62,7 @@ def timings(batch: int, size: int, c_in: int, c_out: int, k: int, s: int) -> dic
         )
         out[f"onednn_{dtype.name}"] = best_ms(onednn)
     patches = tf.function(  # on the loop's last, bfloat16, tensors
-        lambda: tf.matmul(
-            tf.reshape(tf.image.extract_patches(x, [1, k, k, 1], step, [1, 1, 1, 1], "SAME"), (-1, k * k * c_in)),
-            tf.reshape(dy, (-1, c_out)),
-            transpose_a=True,
-        )
+        lambda: patch_kernel_gradient(tf, x, dy, (k, k, c_in, c_out), (s, s), "same")
     )
     out["patches_bfloat16"] = best_ms(patches)
     return out

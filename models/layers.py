@@ -40,11 +40,20 @@ def _tensorflow():
     return tf
 
 
+def patch_kernel_gradient(tf, x, dy, kernel_shape, strides, padding: str):
+    """The kernel gradient of an NHWC convolution (no dilation) as ``patches(x)ᵀ · dy``: the input's
+    k_h × k_w × C_in patches at each output position (``tf.image.extract_patches``, ordered as the kernel's
+    first three axes), multiplied with the output's gradient ``dy``, summed over batch and positions."""
+    k_h, k_w, c_in, c_out = kernel_shape
+    step = [1, *strides, 1]
+    patches = tf.image.extract_patches(x, [1, k_h, k_w, 1], step, [1, 1, 1, 1], padding.upper())
+    dk = tf.matmul(tf.reshape(patches, (-1, k_h * k_w * c_in)), tf.reshape(dy, (-1, c_out)), transpose_a=True)
+    return tf.reshape(dk, kernel_shape)
+
+
 def _conv2d_with_patch_gradient(tf, x, kernel, strides, padding: str):
-    """``tf.nn.conv2d(x, kernel)`` (NHWC, no dilation) whose kernel gradient is ``patches(x)ᵀ · dy``: the
-    input's k_h × k_w × C_in patches at each output position (``tf.image.extract_patches``, ordered as the
-    kernel's first three axes), multiplied with the output's gradient, summed over batch and positions."""
-    k_h, k_w, c_in, c_out = kernel.shape
+    """``tf.nn.conv2d(x, kernel)`` (NHWC, no dilation) whose kernel gradient is
+    :func:`patch_kernel_gradient`; its input gradient is TensorFlow's."""
     step, pad = [1, *strides, 1], padding.upper()
 
     @tf.custom_gradient
@@ -53,9 +62,7 @@ def _conv2d_with_patch_gradient(tf, x, kernel, strides, padding: str):
             dx = tf.raw_ops.Conv2DBackpropInput(
                 input_sizes=tf.shape(x), filter=kernel, out_backprop=dy, strides=step, padding=pad
             )
-            patches = tf.image.extract_patches(x, [1, k_h, k_w, 1], step, [1, 1, 1, 1], pad)
-            dk = tf.matmul(tf.reshape(patches, (-1, k_h * k_w * c_in)), tf.reshape(dy, (-1, c_out)), transpose_a=True)
-            return dx, tf.reshape(dk, kernel.shape)
+            return dx, patch_kernel_gradient(tf, x, dy, kernel.shape, strides, padding)
 
         return tf.nn.conv2d(x, kernel, step, pad), grad
 
