@@ -6,6 +6,10 @@ An entry is ``models/pretrained/NAME/``: the files of a ``spizoo train`` run dir
 and ``card.yaml``, its model card (the data config and its hash, the training command, test metrics over
 seeds, the ranges it was trained on, known limits). Everything that takes a run directory takes
 ``zoo:NAME`` (:func:`resolve`), from the command line or from Python (:func:`path`).
+
+A model too large for the package ships as its card alone (``card.yaml`` and ``data_config.yaml``, no
+``best.keras``): the card's ``not_shipped`` says why and its ``obtain`` how to train it, and
+:func:`path` refuses it with both.
 """
 
 from __future__ import annotations
@@ -29,27 +33,46 @@ class Entry:
     path: Path
     card: dict
 
+    @property
+    def shipped(self) -> bool:
+        """Whether the weights ship (else the card alone does, saying how to obtain them)."""
+        return (self.path / "best.keras").is_file()
+
 
 def entries() -> list[Entry]:
     """Every zoo model, by name."""
-    found = []
-    for card in sorted(ZOO.glob(f"*/{CARD}")):
-        found.append(Entry(card.parent.name, card.parent, yaml.safe_load(card.read_text())))
-    return found
+    return [entry(card.parent.name) for card in sorted(ZOO.glob(f"*/{CARD}"))]
+
+
+def entry(name: str) -> Entry:
+    """Zoo model ``name`` (``hits-resnet10`` or ``zoo:hits-resnet10``), shipped or card only.
+
+    Raises:
+        KeyError: for a name the zoo does not hold, listing the names it does.
+    """
+    name = name.removeprefix(PREFIX)
+    card = ZOO / name / CARD
+    if not name or "/" in name or not card.is_file():
+        known = ", ".join(PREFIX + e.name for e in entries()) or "none"
+        raise KeyError(f"no zoo model {PREFIX}{name}; the zoo holds: {known} (spizoo zoo list)")
+    return Entry(name, card.parent, yaml.safe_load(card.read_text()))
 
 
 def path(name: str) -> Path:
     """The run directory of zoo model ``name`` (``hits-resnet10`` or ``zoo:hits-resnet10``).
 
     Raises:
-        KeyError: for a name the zoo does not hold, listing the names it does.
+        KeyError: for a name the zoo does not hold, listing the names it does, and for a model that ships
+            as its card alone, saying why and how to obtain it.
     """
-    name = name.removeprefix(PREFIX)
-    directory = ZOO / name
-    if not name or "/" in name or not (directory / CARD).is_file():
-        known = ", ".join(PREFIX + e.name for e in entries()) or "none"
-        raise KeyError(f"no zoo model {PREFIX}{name}; the zoo holds: {known} (spizoo zoo list)")
-    return directory
+    found = entry(name)
+    if not found.shipped:
+        card, commands = found.card, "; ".join(found.card["obtain"]["commands"])
+        raise KeyError(
+            f"{PREFIX}{found.name} ships as its model card only ({card['not_shipped']}); train it with: "
+            f"{commands} (spizoo zoo show {found.name}), and give its run directory instead"
+        )
+    return found.path
 
 
 def resolve(model: str) -> str:

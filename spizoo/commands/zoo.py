@@ -9,9 +9,10 @@ from spizoo.models import zoo
 DESCRIPTION = """\
     The trained models inside the package (spizoo.models.zoo), usable without training wherever a
     run directory is: spizoo classify, evaluate, export and monitor take zoo:NAME. `spizoo zoo list`
-    lists them with their test accuracy; `spizoo zoo show NAME` prints a model card: the data it
+    lists them with their test figure; `spizoo zoo show NAME` prints a model card: the data it
     was trained on (config and its SHA-256), the training command, test metrics over seeds, the
-    detector, photon-energy and size ranges, and known limits.
+    detector, photon-energy and size ranges, and known limits. A model too large to ship is listed
+    as "card only": its card says why, and the commands that train it.
 
     example:
       spizoo zoo list
@@ -34,11 +35,10 @@ def run(args: argparse.Namespace) -> dict:
     if not args.name:
         raise ValueError("spizoo zoo show needs a model name; spizoo zoo list gives them")
     try:
-        directory = zoo.path(args.name)
+        entry = zoo.entry(args.name)
     except KeyError as err:
         raise ValueError(err.args[0]) from None
-    name = directory.name
-    return {"models": {name: next(e.card for e in zoo.entries() if e.name == name)}, "path": str(directory)}
+    return {"models": {entry.name: entry.card}, "path": str(entry.path)}
 
 
 def summary_line(summary: dict) -> str:
@@ -52,25 +52,38 @@ def summary_line(summary: dict) -> str:
 def summary_rows(summary: dict, args: argparse.Namespace) -> list[tuple[str, str]]:
     if "path" not in summary:
         return [
-            (zoo.PREFIX + name, f"{card['summary']} — {_accuracy(card)}") for name, card in summary["models"].items()
+            (zoo.PREFIX + name, f"{card['summary']} — {_test(card)}" + " (card only)" * ("not_shipped" in card))
+            for name, card in summary["models"].items()
         ]
-    (card,) = summary["models"].values()
+    ((name, card),) = summary["models"].items()
     data, test = card["data"], card["test"]
+    shipped = "not_shipped" not in card  # else the card alone ships, saying how to obtain the model
+    what = f"{card['precision']}, {summary['path']}" if shipped else f"card only: {card['not_shipped']}"
     rows = [
-        ("model", f"{card['model']} ({card['task']}), {card['precision']}, {summary['path']}"),
+        ("model", f"{card['model']} ({card['task']}), {what}"),
         ("trained on", f"{data['config']} (sha256 {data['config_sha256'][:16]}…), {data['patterns']}"),
         ("ranges", "; ".join(f"{k} {v}" for k, v in card["ranges"].items())),
         ("command", card["training_command"]),
-        ("test", _accuracy(card)),
+        ("test", _test(card)),
     ]
     rows += [(f"  seed {s['seed']}", _seed(s)) for s in test["seeds"]]
-    rows.append(("check", f"{card['check']['accuracy']:.1%} on {card['check']['patterns']} regenerated patterns"))
+    if shipped:
+        rows.append(("check", f"{card['check']['accuracy']:.1%} on {card['check']['patterns']} regenerated patterns"))
     rows += [("limit", limit) for limit in card["limits"]]
-    rows.append(("use", f"spizoo classify {zoo.PREFIX}{next(iter(summary['models']))} FILES --out results.h5"))
+    if shipped:
+        rows.append(("use", f"spizoo classify {zoo.PREFIX}{name} FILES --out results.h5"))
+    else:
+        rows += [("obtain", command) for command in card["obtain"]["commands"]]
+        rows.append(("  takes", card["obtain"]["time"]))
     return rows
 
 
 def _seed(seed: dict) -> str:
+    if "mean_relative_error" in seed:
+        return (
+            f"mean relative error {seed['mean_relative_error']:.2%}, maximum {seed['max_relative_error']:.2%}, "
+            f"on {seed['patterns']} test patterns"
+        )
     text = f"{seed['accuracy']:.1%} on {seed['patterns']} test patterns"
     if "single_hits_kept" in seed:
         kept, fp = seed["single_hits_kept"], seed["at_false_positive_rate"]
@@ -78,6 +91,7 @@ def _seed(seed: dict) -> str:
     return text
 
 
-def _accuracy(card: dict) -> str:
-    test = card["test"]
-    return f"{test['metric']} {test['mean']:.1%}, mean of {len(test['seeds'])} seeds (spread {test['spread']:.1%})"
+def _test(card: dict) -> str:
+    test, n = card["test"], len(card["test"]["seeds"])
+    form = ".2%" if "mean_relative_error" in test["seeds"][0] else ".1%"
+    return f"{test['metric']} {test['mean']:{form}}, mean of {n} seed{'s' * (n > 1)} (spread {test['spread']:{form}})"

@@ -1,7 +1,10 @@
 """The model zoo: the shipped hit classifier reaches its card on data regenerated from the card's config,
-and every verb that takes a run directory takes ``zoo:NAME``."""
+every verb that takes a run directory takes ``zoo:NAME``, and a model that ships as its card alone says
+how to obtain it."""
 
 import json
+import shlex
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -11,6 +14,8 @@ from spizoo import cli
 from spizoo.models import zoo
 
 NAME = "hits-resnet10"
+CARD_ONLY = "orientation-resnet34"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +32,40 @@ def test_the_card_names_its_data_and_its_config_is_the_one_shipped(card):
     assert len(accuracies) >= 2 and test["mean"] == pytest.approx(np.mean(accuracies))
     assert test["spread"] == pytest.approx(np.ptp(accuracies))
     assert card["model"] == "resnet10_classifier" and card["limits"] and card["training_command"]
+
+
+@pytest.mark.parametrize("entry", zoo.entries(), ids=lambda e: e.name)
+def test_every_card_is_of_the_repository_config_and_its_test_figures_add_up(entry):
+    """A config changed after its model was trained fails here until the card is made again."""
+    card = entry.card
+    assert zoo.config_hash(REPO / card["data"]["config"]) == card["data"]["config_sha256"]
+    assert zoo.config_hash(entry.path / "data_config.yaml") == card["data"]["config_sha256"]
+    metric = "mean_relative_error" if "not_shipped" in card else "accuracy"
+    values = [s[metric] for s in card["test"]["seeds"]]
+    assert card["test"]["mean"] == pytest.approx(np.mean(values))
+    assert card["test"]["spread"] == pytest.approx(np.ptp(values))
+    assert entry.shipped == ("not_shipped" not in card) == ("check" in card)
+
+
+def test_a_card_only_model_says_why_and_how_to_obtain_it(tmp_path, capsys):
+    entry = zoo.entry(f"zoo:{CARD_ONLY}")
+    assert not entry.shipped and entry.card["model"] == "resnet34_regressor"
+    for command in entry.card["obtain"]["commands"]:  # each one a valid spizoo command line
+        verb, *argv = shlex.split(command.removeprefix("spizoo "))
+        cli.build_parser(verb).parse_known_args([verb, *argv])
+    with pytest.raises(KeyError, match="ships as its model card only") as err:
+        zoo.path(CARD_ONLY)
+    assert entry.card["obtain"]["commands"][1] in err.value.args[0]
+    assert cli.main(["zoo", "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert any(f"zoo:{CARD_ONLY}" in line and line.endswith("(card only)") for line in listed)
+    assert cli.main(["zoo", "show", CARD_ONLY]) == 0
+    out = capsys.readouterr().out
+    assert "card only: 26 million weights" in out and "obtain      spizoo train" in out
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["classify", f"zoo:{CARD_ONLY}", str(tmp_path / "x.cxi"), "--out", str(tmp_path / "r.h5")])
+    assert exit_.value.code == 2
+    assert "ships as its model card only" in capsys.readouterr().err
 
 
 def test_the_shipped_model_reaches_its_card_on_regenerated_data(card, tmp_path, capsys):
@@ -75,3 +114,36 @@ def test_verbs_take_a_zoo_name(tmp_path, capsys):
         cli.main(["classify", "zoo:nope", str(patterns / "patterns.cxi"), "--out", str(tmp_path / "r.h5")])
     assert exit_.value.code == 2
     assert f"no zoo model zoo:nope; the zoo holds: zoo:{NAME}" in capsys.readouterr().err
+
+
+def test_zoo_entry_makes_a_card_only_entry_from_evaluated_regressor_runs(tmp_path, monkeypatch, capsys):
+    """scripts/zoo_entry.py --card-only: the card's test table from each run's report, no weights copied."""
+    import runpy
+
+    config = REPO / "configs/experiments/e4_resnet34_msft.yaml"
+    runs = []
+    for seed, error in ((0, 0.05), (1, 0.07)):
+        run = tmp_path / f"run{seed}"
+        (run / "evaluation").mkdir(parents=True)
+        (run / "config.yaml").write_text(config.read_text().replace("seed: 0", f"seed: {seed}"))
+        report = {"patterns": 40, "mean_relative_error": {"mean": error}, "max_relative_error": {"mean": 3 * error}}
+        (run / "evaluation" / "report.json").write_text(json.dumps(report))
+        (run / "best.keras").write_bytes(b"not copied")
+        runs.append(str(run))
+    monkeypatch.setattr(zoo, "ZOO", tmp_path / "zoo")
+    argv = [
+        "zoo_entry.py", *runs, "--name", "regressor", "--config", str(config), "--card-only",
+        "--summary", "a regressor", "--command", "spizoo train …", "--not-shipped", "too large",
+        "--obtain", "spizoo train A", "--obtain", "spizoo train B", "--obtain-time", "an hour",
+    ]  # fmt: skip
+    monkeypatch.setattr("sys.argv", argv)
+    runpy.run_path(str(REPO / "scripts/zoo_entry.py"), run_name="__main__")
+    entry = zoo.entry("regressor")
+    assert not entry.shipped and sorted(p.name for p in entry.path.iterdir()) == ["card.yaml", "data_config.yaml"]
+    test = entry.card["test"]
+    assert [s["mean_relative_error"] for s in test["seeds"]] == [0.05, 0.07] and test["seeds"][1]["seed"] == 1
+    assert test["mean"] == pytest.approx(0.06) and test["spread"] == pytest.approx(0.02)
+    assert entry.card["data"]["patterns"].startswith("6000 patterns in blocks of 50; splits train 0.7")
+    assert entry.card["ranges"]["circumradius_nm"] == [30.0, 160.0]
+    with pytest.raises(KeyError, match="too large.*spizoo train A; spizoo train B"):
+        zoo.path("regressor")
