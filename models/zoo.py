@@ -35,8 +35,8 @@ class Entry:
 
     @property
     def shipped(self) -> bool:
-        """Whether the weights ship (else the card alone does, saying how to obtain them)."""
-        return (self.path / "best.keras").is_file()
+        """Whether the weights ship (else the card alone does: its ``not_shipped`` says why)."""
+        return "not_shipped" not in self.card
 
 
 def entries() -> list[Entry]:
@@ -53,7 +53,7 @@ def entry(name: str) -> Entry:
     name = name.removeprefix(PREFIX)
     card = ZOO / name / CARD
     if not name or "/" in name or not card.is_file():
-        known = ", ".join(PREFIX + e.name for e in entries()) or "none"
+        known = ", ".join(PREFIX + e.name + ("" if e.shipped else " (card only)") for e in entries()) or "none"
         raise KeyError(f"no zoo model {PREFIX}{name}; the zoo holds: {known} (spizoo zoo list)")
     return Entry(name, card.parent, yaml.safe_load(card.read_text()))
 
@@ -62,16 +62,18 @@ def path(name: str) -> Path:
     """The run directory of zoo model ``name`` (``hits-resnet10`` or ``zoo:hits-resnet10``).
 
     Raises:
-        KeyError: for a name the zoo does not hold, listing the names it does, and for a model that ships
-            as its card alone, saying why and how to obtain it.
+        KeyError: for a name the zoo does not hold, listing the names it does; for a model that ships as its
+            card alone, saying why and how to obtain it; for a shipped model whose weights are missing.
     """
     found = entry(name)
     if not found.shipped:
         card, commands = found.card, "; ".join(found.card["obtain"]["commands"])
         raise KeyError(
-            f"{PREFIX}{found.name} ships as its model card only ({card['not_shipped']}); train it with: "
-            f"{commands} (spizoo zoo show {found.name}), and give its run directory instead"
+            f"{PREFIX}{found.name} ships as its model card only ({card['not_shipped']}); train it from a spizoo "
+            f"checkout with: {commands} (spizoo zoo show {found.name}), and give that run directory instead"
         )
+    if not (found.path / "best.keras").is_file():
+        raise KeyError(f"{PREFIX}{found.name}: {found.path / 'best.keras'} is missing (reinstall spizoo)")
     return found.path
 
 

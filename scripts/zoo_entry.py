@@ -12,8 +12,9 @@ standard error where that is larger): ``tests/models/test_zoo.py`` regenerates t
 figure within it.
 
 A model too large to ship (``--card-only``, with ``--not-shipped`` saying why and ``--obtain`` the
-commands that train it) gets its card and data config alone; a regressor's card gives each run's mean and
-maximum relative errors (seed 001 appendix C) where a classifier's gives accuracies.
+commands that train it) gets its card and data config alone. Regressor runs make only such entries; their
+card gives each run's mean and maximum relative errors (seed 001 appendix C) where a classifier's gives
+accuracies.
 """
 
 from __future__ import annotations
@@ -137,6 +138,10 @@ def main() -> None:
 
     config = experiment.load(args.runs[0] / "config.yaml")
     regression = experiment.task(config).is_regression
+    if regression and not args.card_only:
+        parser.error(
+            "regressor runs make a card-only entry (--card-only): a shipped entry's check set is a classifier's"
+        )
     seeds = [test_record(run, regression) for run in args.runs]
     metric = "mean_relative_error" if regression else "accuracy"
     values = [s[metric] for s in seeds]
@@ -145,21 +150,8 @@ def main() -> None:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     shutil.copy(args.config, out / "data_config.yaml")
-    card = {
-        "summary": args.summary,
-        "model": config.model.name,
-        "task": experiment.task(config).name,
-        "data": {
-            "config": args.config.as_posix(),
-            "config_sha256": zoo.config_hash(args.config),
-            "patterns": args.data or data_words(config),
-        },
-        "training_command": args.command,
-    }
-    if args.card_only:
-        card["not_shipped"] = args.not_shipped
-        card["obtain"] = {"commands": args.obtain, "time": args.obtain_time}
-    else:
+    card = {"summary": args.summary, "model": config.model.name, "task": experiment.task(config).name}
+    if not args.card_only:
         ship = max(args.runs, key=best_validation_accuracy)
         config = experiment.load(ship / "config.yaml")
         (out / "evaluation").mkdir()
@@ -170,6 +162,16 @@ def main() -> None:
         card["precision"] = (
             f"weights float32, trained with the {policy} policy (mixed_precision: {config.train.mixed_precision})"
         )
+    card["data"] = {
+        "config": args.config.as_posix(),
+        "config_sha256": zoo.config_hash(args.config),
+        "patterns": args.data or data_words(config),
+    }
+    card["training_command"] = args.command
+    if args.card_only:
+        card["not_shipped"] = args.not_shipped
+        card["obtain"] = {"commands": args.obtain, "time": args.obtain_time}
+    else:
         card["shipped_run"] = {"seed": config.seed, "chosen_by": "best validation accuracy"}
     card["test"] = {
         "metric": "mean relative error (seed 001 appendix C)" if regression else "five-class accuracy",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spizoo.commands._common import load_predictor
+from spizoo.commands._common import load_predictor, model_reference
 from spizoo.commands._view import add_view_args, view_finder
 from spizoo.serving.emc import export_hits
 
@@ -29,7 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold", type=float, help="single-hit score from which a frame is exported (default: classify's)"
     )
-    parser.add_argument("--regressor", help="a regressor (run, SavedModel or URL) for orientation and size estimates")
+    parser.add_argument(
+        "--regressor",
+        type=model_reference,
+        help="a regressor (run, zoo:NAME, SavedModel or URL) for orientation and size estimates",
+    )
     parser.add_argument(
         "--ewald-rad", type=float, help="Ewald sphere radius in voxels (default: the detector distance in pixels)"
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from spizoo import experiment
-from spizoo.commands._common import input_dir, load_predictor, output_file, quoted
+from spizoo.commands._common import input_dir, load_predictor, model_reference, output_file, quoted
 from spizoo.data.cxi import read_extras, read_frame
 from spizoo.data.frames import FrameFile
 from spizoo.plots import fit_summary
@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="regressor run directory, SavedModel or server URL (default: none, the forward fit alone)",
+        type=model_reference,
+        help="regressor run directory, zoo:NAME, SavedModel or server URL (default: none, the forward fit alone)",
     )
 
 

@@ -8,7 +8,7 @@ from spizoo.models import zoo
 
 DESCRIPTION = """\
     The trained models inside the package (spizoo.models.zoo), usable without training wherever a
-    run directory is: spizoo classify, evaluate, export and monitor take zoo:NAME. `spizoo zoo list`
+    run directory is: spizoo classify, evaluate, export, monitor, emc and fit-summary take zoo:NAME. `spizoo zoo list`
     lists them with their test figure; `spizoo zoo show NAME` prints a model card: the data it
     was trained on (config and its SHA-256), the training command, test metrics over seeds, the
     detector, photon-energy and size ranges, and known limits. A model too large to ship is listed
@@ -31,14 +31,15 @@ def run(args: argparse.Namespace) -> dict:
     if args.action == "list":
         if args.name:
             raise ValueError(f"spizoo zoo list takes no name (got {args.name!r}); use spizoo zoo show {args.name}")
-        return {"models": {e.name: e.card for e in zoo.entries()}}
+        found = zoo.entries()
+        return {"models": {e.name: e.card for e in found}, "shipped": {e.name: e.shipped for e in found}}
     if not args.name:
         raise ValueError("spizoo zoo show needs a model name; spizoo zoo list gives them")
     try:
         entry = zoo.entry(args.name)
     except KeyError as err:
         raise ValueError(err.args[0]) from None
-    return {"models": {entry.name: entry.card}, "path": str(entry.path)}
+    return {"models": {entry.name: entry.card}, "path": str(entry.path), "shipped": {entry.name: entry.shipped}}
 
 
 def summary_line(summary: dict) -> str:
@@ -52,12 +53,12 @@ def summary_line(summary: dict) -> str:
 def summary_rows(summary: dict, args: argparse.Namespace) -> list[tuple[str, str]]:
     if "path" not in summary:
         return [
-            (zoo.PREFIX + name, f"{card['summary']} — {_test(card)}" + " (card only)" * ("not_shipped" in card))
+            (zoo.PREFIX + name, f"{card['summary']} — {_test(card)}" + " (card only)" * (not summary["shipped"][name]))
             for name, card in summary["models"].items()
         ]
     ((name, card),) = summary["models"].items()
     data, test = card["data"], card["test"]
-    shipped = "not_shipped" not in card  # else the card alone ships, saying how to obtain the model
+    shipped = summary["shipped"][name]
     what = f"{card['precision']}, {summary['path']}" if shipped else f"card only: {card['not_shipped']}"
     rows = [
         ("model", f"{card['model']} ({card['task']}), {what}"),
@@ -74,6 +75,8 @@ def summary_rows(summary: dict, args: argparse.Namespace) -> list[tuple[str, str
         rows.append(("use", f"spizoo classify {zoo.PREFIX}{name} FILES --out results.h5"))
     else:
         rows += [("obtain", command) for command in card["obtain"]["commands"]]
+        outside = f"{summary['path']}/data_config.yaml, the same file"
+        rows.append(("  config", f"{data['config']} is in a spizoo checkout; elsewhere use {outside}"))
         rows.append(("  takes", card["obtain"]["time"]))
     return rows
 

@@ -40,7 +40,7 @@ def test_every_card_is_of_the_repository_config_and_its_test_figures_add_up(entr
     card = entry.card
     assert zoo.config_hash(REPO / card["data"]["config"]) == card["data"]["config_sha256"]
     assert zoo.config_hash(entry.path / "data_config.yaml") == card["data"]["config_sha256"]
-    metric = "mean_relative_error" if "not_shipped" in card else "accuracy"
+    metric = "mean_relative_error" if "mean_relative_error" in card["test"]["seeds"][0] else "accuracy"
     values = [s[metric] for s in card["test"]["seeds"]]
     assert card["test"]["mean"] == pytest.approx(np.mean(values))
     assert card["test"]["spread"] == pytest.approx(np.ptp(values))
@@ -52,7 +52,7 @@ def test_a_card_only_model_says_why_and_how_to_obtain_it(tmp_path, capsys):
     assert not entry.shipped and entry.card["model"] == "resnet34_regressor"
     for command in entry.card["obtain"]["commands"]:  # each one a valid spizoo command line
         verb, *argv = shlex.split(command.removeprefix("spizoo "))
-        cli.build_parser(verb).parse_known_args([verb, *argv])
+        cli.build_parser(verb).parse_args([verb, *argv])  # exits on an unknown option
     with pytest.raises(KeyError, match="ships as its model card only") as err:
         zoo.path(CARD_ONLY)
     assert entry.card["obtain"]["commands"][1] in err.value.args[0]
@@ -62,10 +62,26 @@ def test_a_card_only_model_says_why_and_how_to_obtain_it(tmp_path, capsys):
     assert cli.main(["zoo", "show", CARD_ONLY]) == 0
     out = capsys.readouterr().out
     assert "card only: 26 million weights" in out and "obtain      spizoo train" in out
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(["classify", f"zoo:{CARD_ONLY}", str(tmp_path / "x.cxi"), "--out", str(tmp_path / "r.h5")])
-    assert exit_.value.code == 2
-    assert "ships as its model card only" in capsys.readouterr().err
+    assert cli.main(["zoo", "show", CARD_ONLY, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["shipped"] == {CARD_ONLY: False}
+    for argv in (  # every verb that takes a model: a usage error with the card's commands
+        ["classify", f"zoo:{CARD_ONLY}", str(tmp_path / "x.cxi"), "--out", str(tmp_path / "r.h5")],
+        ["fit-summary", str(tmp_path), "--model", f"zoo:{CARD_ONLY}"],
+        ["emc", str(tmp_path / "r.h5"), "--regressor", f"zoo:{CARD_ONLY}", "--out", str(tmp_path / "emc")],
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(argv)
+        assert exit_.value.code == 2
+        assert "ships as its model card only" in capsys.readouterr().err
+
+
+def test_a_shipped_model_without_its_weights_is_named(tmp_path, monkeypatch):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "card.yaml").write_text("summary: a classifier\n")
+    monkeypatch.setattr(zoo, "ZOO", tmp_path)
+    assert zoo.entry("broken").shipped
+    with pytest.raises(KeyError, match="broken/best.keras is missing"):
+        zoo.path("zoo:broken")
 
 
 def test_the_shipped_model_reaches_its_card_on_regenerated_data(card, tmp_path, capsys):
@@ -147,3 +163,7 @@ def test_zoo_entry_makes_a_card_only_entry_from_evaluated_regressor_runs(tmp_pat
     assert entry.card["ranges"]["circumradius_nm"] == [30.0, 160.0]
     with pytest.raises(KeyError, match="too large.*spizoo train A; spizoo train B"):
         zoo.path("regressor")
+    monkeypatch.setattr("sys.argv", [a for a in argv if a != "--card-only"])  # a regressor's entry is its card
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(REPO / "scripts/zoo_entry.py"), run_name="__main__")
+    assert exit_.value.code == 2 and "regressor runs make a card-only entry" in capsys.readouterr().err
