@@ -2,8 +2,8 @@
 # Experiments 1 and 4 of docs/RESULTS.md at the papers' scale, with mixed_float16, on one GPU node:
 #   e1 (seed 000 §5.1): ResNet-10 on 60,000 patterns (58,000 training, the seed's splits), 20 epochs,
 #      for each seed in SEEDS (default "0 1");
-#   e4 (seed 001 §3): ResNet-34 on 20,000 MSFT patterns, the seed's eleven-fold augmentation, 15 epochs
-#      (the seed had 30,058 patterns and 30 epochs: E4_PATTERNS=30058 EPOCHS_E4=30 for that).
+#   e4 (seed 001 §3): ResNet-34 on the seed's 30,058 MSFT patterns (the config's splits: 19,958 distinct
+#      training patterns, each through the seed's eleven filters), 15 epochs (the seed's 30: EPOCHS_E4=30).
 #   scripts/paper_scale_gpu.sh                 # both, into $OUT (default out/paper_scale)
 #   scripts/paper_scale_gpu.sh e4              # one of them
 # Sized for about 10 minutes of training on one modern GPU (an estimate: no GPU has run it yet; the wall
@@ -20,7 +20,7 @@ OUT=${OUT:-out/paper_scale}
 PRECISION=${PRECISION:-mixed_float16}
 SEEDS=${SEEDS:-0 1}
 E1_PATTERNS=${E1_PATTERNS:-60000}
-E4_PATTERNS=${E4_PATTERNS:-20000}
+E4_PATTERNS=${E4_PATTERNS:-30058}
 EPOCHS_E1=${EPOCHS_E1:-20}
 EPOCHS_E4=${EPOCHS_E4:-15}
 E1_EXTRA=() E4_EXTRA=()
