@@ -12,7 +12,7 @@
 # on a rerun and a killed training resumes from its last epoch. The same script runs at a tiny scale on a
 # CPU (tests/commands/test_paper_scale_script.py). On a GPU node with JAX but no TensorFlow, the experiments run
 # with scripts/e1_scale_jax.py (docs/RESULTS.md §7) and scripts/e4_scale_jax.py instead. E1_SETS and E4_SETS add
-# --set options to an experiment's generate and train (e.g. E1_SETS="sim.patterns_per_model=2" for enough
+# --set options to an experiment's generate and train (e.g. E1_SETS="sim.patterns_per_model=1" for enough
 # particle models in a tiny run).
 set -euo pipefail
 SPIZOO=${SPIZOO:-.venv/bin/spizoo}
