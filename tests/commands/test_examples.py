@@ -37,7 +37,7 @@ NOT_RUN = {
     "TF_CONFIG=": "a second host",
     "docker run": "Docker and TF Serving's image",
     "run_0042.h5": "an experiment's files",
-    "--out s3://": "an S3 bucket and its credentials (tests/beam_pipelines/test_object_store.py runs it against a local S3 server)",
+    "--out s3://": "an S3 bucket and credentials (tests/beam_pipelines/test_object_store.py: a local S3 server)",
 }
 """A marker in a command → what it needs that a test machine has not."""
 FACILITY_VERBS = ("ingest", "classify", "monitor", "emc")
