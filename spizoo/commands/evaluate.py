@@ -32,8 +32,9 @@ DESCRIPTION = """\
 
     example:
       spizoo evaluate out/quick_run --data 'out/quick_ds/*-test.tfrecord-*' --target-fpr 0.01
-      spizoo generate configs/experiments/e1_resnet10_hits.yaml --out out/e1_ds
-      spizoo evaluate zoo:hits-resnet10 --data 'out/e1_ds/*-test.tfrecord-*' --out out/zoo_eval
+      spizoo generate configs/experiments/e1_resnet10_hits.yaml --out out/e1_test --set dataset.patterns=300 \\
+          --set sim.patterns_per_model=10 --set 'dataset.splits={test: 1.0}' --set 'dataset.shards={test: 1}'
+      spizoo evaluate zoo:hits-resnet10 --data 'out/e1_test/*-test.tfrecord-*' --out out/zoo_eval
     """
 GRID_EXAMPLES = 24  # misclassified patterns shown
 TARGETS = ("q0", "q1", "q2", "q3", "radius")  # the regressor's outputs: quaternion (w, x, y, z) and radius
